@@ -1,0 +1,3 @@
+from chatforge.cli import run
+
+run()

@@ -1,0 +1,230 @@
+"""The `chatforge` command line. Heavy libraries are imported inside commands so `--help` and errors are fast.
+
+Every user mistake (a bad flag, a missing file, an unknown preset) ends as one line on stderr and a non-zero
+exit: 2 for usage errors, 1 for everything else. Set CHATFORGE_DEBUG=1 to see tracebacks of real bugs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+
+from chatforge.errors import ChatforgeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Turn a language model into an assistant: world, pretrain, SFT, eval, chat.")
+world_app = typer.Typer(no_args_is_help=True, help="The built-in world: build it, look at it, check its raters.")
+app.add_typer(world_app, name="world")
+out = Console()
+
+
+def _save_json(obj: dict, path: Optional[Path]) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, indent=2))
+
+
+# ---------------------------------------------------------------- world
+
+@world_app.command("build")
+def world_build(out_dir: Path = typer.Option(..., "--out", help="Directory to write the world into."),
+                preset: str = typer.Option("small", help="World size: tiny or small."),
+                seed: int = typer.Option(0, help="Same seed, same world.")):
+    """Write the knowledge base, corpus, SFT demonstrations, prompt pool and held-out eval prompts."""
+    from chatforge.world.build import build_world_dir
+    from chatforge.world.config import WorldConfig
+
+    stats = build_world_dir(WorldConfig.preset(preset, seed), out_dir)
+    out.print_json(data=stats)
+
+
+@world_app.command("sample")
+def world_sample(family: str = typer.Option("", help="Prompt family (default: all)."),
+                 split: str = typer.Option("train", help="train or heldout."), n: int = typer.Option(3),
+                 preset: str = typer.Option("small"), seed: int = typer.Option(0)):
+    """Print prompts with the gold answer and the raw internet's answer, and how the oracle scores both."""
+    import random
+
+    from chatforge.world.config import WorldConfig
+    from chatforge.world.world import World
+
+    world = World(WorldConfig.preset(preset, seed))
+    if family and family not in world.families:
+        raise ChatforgeError(f"unknown family '{family}' (choose from: {', '.join(world.families)})")
+    if split not in ("train", "heldout"):
+        raise ChatforgeError(f"unknown split '{split}' (choose from: train, heldout)")
+    rng = random.Random(seed)
+    for name in [family] if family else list(world.families):
+        for p in world.prompts(split, n, f"cli-{name}", {name: 1.0}):
+            out.rule(f"{name} · {p.meta}")
+            for m in p.messages:
+                out.print(f"[bold]{m['role']}:[/bold] {m['content']}", highlight=False)
+            gold = world.gold(p, rng)
+            label, raw = world.families[name].raw(world.kb, p, rng)
+            out.print(f"[green]gold ({world.oracle.judge(p, gold).score}):[/green] {gold}", highlight=False)
+            out.print(f"[red]raw/{label} ({world.oracle.judge(p, raw).score}):[/red] {raw}", highlight=False)
+
+
+@world_app.command("agreement")
+def world_agreement(raters: int = typer.Option(5), noise: Optional[float] = typer.Option(None),
+                    preset: str = typer.Option("small"), seed: int = typer.Option(0)):
+    """How often simulated raters agree with each other and with the oracle on comparison pairs."""
+    from chatforge.world.config import WorldConfig
+    from chatforge.world.raters import DEFAULT_NOISE, agreement, calibration_pairs, make_raters, oracle_agreement
+    from chatforge.world.world import World
+
+    world = World(WorldConfig.preset(preset, seed))
+    pairs = calibration_pairs(world)
+    pool = make_raters(world.oracle, raters, DEFAULT_NOISE if noise is None else noise, seed)
+    out.print_json(data={"pairs": len(pairs), "raters": raters, "rater_vs_rater": round(agreement(pool, pairs), 4),
+                         "rater_vs_oracle": round(oracle_agreement(pool, pairs), 4)})
+
+
+# ---------------------------------------------------------------- training
+
+@app.command()
+def pretrain(corpus: Path = typer.Option(..., help="Text file; documents end with <|endoftext|>."),
+             out_dir: Path = typer.Option(..., "--out", help="Output directory (model in OUT/model)."),
+             preset: str = typer.Option("small", help="Model size: tiny, small or medium."),
+             tokenizer: Optional[Path] = typer.Option(None, help="HF tokenizer dir; trained on the corpus if absent."),
+             vocab_size: int = typer.Option(2048), epochs: float = typer.Option(1.0),
+             batch_size: int = typer.Option(32), seq_len: int = typer.Option(256),
+             learning_rate: float = typer.Option(2e-3), precision: str = typer.Option("auto"),
+             seed: int = typer.Option(0)):
+    """Pretrain a Llama-architecture model from scratch. Resumes from OUT/checkpoints if killed."""
+    from chatforge.models.presets import MODEL_PRESETS
+    from chatforge.train.pretrain import PretrainConfig
+
+    if preset not in MODEL_PRESETS:
+        raise ChatforgeError(f"unknown model preset '{preset}' (choose from: {', '.join(MODEL_PRESETS)})")
+    if not corpus.is_file():
+        raise ChatforgeError(f"corpus file '{corpus}' not found")
+    if tokenizer is None:
+        from chatforge.models.tokenizer import train_tokenizer
+
+        tokenizer = out_dir / "tokenizer"
+        if not (tokenizer / "tokenizer.json").is_file():
+            train_tokenizer(corpus, vocab_size).save_pretrained(str(tokenizer))
+    from chatforge.train.pretrain import pretrain as run
+
+    metrics = run(PretrainConfig(corpus=str(corpus), tokenizer=str(tokenizer), output_dir=str(out_dir), preset=preset,
+                                 epochs=epochs, batch_size=batch_size, seq_len=seq_len, learning_rate=learning_rate,
+                                 precision=precision, seed=seed))
+    out.print_json(data=metrics)
+
+
+@app.command()
+def sft(model: str = typer.Argument(..., help="Model directory or hub id (needs a chat template)."),
+        data: Path = typer.Option(..., help="Conversations: JSONL (OpenAI messages, ShareGPT or prompt/completion)."),
+        out_dir: Path = typer.Option(..., "--out", help="Output directory (model in OUT/model)."),
+        epochs: float = typer.Option(3.0), batch_size: int = typer.Option(16),
+        learning_rate: float = typer.Option(5e-4), max_length: int = typer.Option(512),
+        lora_r: int = typer.Option(0, help="> 0: LoRA rank (peft); 0: full fine-tuning."),
+        precision: str = typer.Option("auto"), seed: int = typer.Option(0)):
+    """Supervised fine-tuning on conversations, loss on assistant tokens only. Resumes if killed."""
+    from chatforge.train.sft import SFTConfig
+    from chatforge.train.sft import sft as run
+
+    metrics = run(SFTConfig(data=str(data), model=model, output_dir=str(out_dir), epochs=epochs, batch_size=batch_size,
+                            learning_rate=learning_rate, max_length=max_length, lora_r=lora_r, precision=precision,
+                            seed=seed))
+    out.print_json(data=metrics)
+
+
+# ---------------------------------------------------------------- using models
+
+@app.command("eval")
+def eval_(model: str = typer.Argument(..., help="Model directory or hub id."),
+          json_path: Optional[Path] = typer.Option(None, "--json", help="Write the metrics here as JSON."),
+          world: Optional[str] = typer.Option(None, help="World preset, run dir or world dir (default: the model's)."),
+          samples: Optional[Path] = typer.Option(None, help="Write every prompt, reply and verdict as JSONL."),
+          max_new_tokens: int = typer.Option(48)):
+    """Score a model on the held-out split with the oracle: per behaviour, family and criterion."""
+    from chatforge.evals.heldout import evaluate, resolve_world
+    from chatforge.evals.scorecard import print_scorecard
+    from chatforge.models.generate import SamplingConfig
+    from chatforge.models.loading import check_model_dir
+
+    check_model_dir(model)
+    metrics = evaluate(model, resolve_world(model, world), SamplingConfig(max_new_tokens=max_new_tokens),
+                       samples_path=samples)
+    _save_json(metrics, json_path)
+    print_scorecard({Path(model).name or model: metrics}, out)
+
+
+@app.command()
+def chat(model: str = typer.Argument(..., help="Model directory or hub id."),
+         message: Optional[str] = typer.Option(None, "-m", "--message", help="Reply to this once and exit."),
+         system: Optional[str] = typer.Option(None, help="A system message to start the conversation with."),
+         temperature: float = typer.Option(0.7, min=0.0), top_p: float = typer.Option(0.9, min=0.0, max=1.0),
+         max_new_tokens: int = typer.Option(128, min=1), seed: Optional[int] = typer.Option(None)):
+    """Talk to a model in the terminal (multi-turn), or get one reply with -m."""
+    from chatforge.serve.terminal import chat_loop, one_reply
+
+    if message is not None:
+        print(one_reply(model, message, system, temperature, top_p, max_new_tokens, seed))
+    else:
+        chat_loop(model, system, temperature, top_p, max_new_tokens, seed)
+
+
+# ---------------------------------------------------------------- the pipeline
+
+@app.command()
+def demo(preset: str = typer.Option("small", help="tiny (seconds) or small (minutes)."),
+         run_dir: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<preset>)."),
+         chat_after: bool = typer.Option(False, "--chat", help="Open a chat with the SFT model at the end.")):
+    """World → tokenizer → pretrain → SFT → eval, then a side-by-side scorecard. Re-running skips finished stages."""
+    from chatforge.evals.scorecard import print_scorecard
+    from chatforge.pipeline.presets import pipeline_preset
+    from chatforge.pipeline.run import RunDir
+    from chatforge.pipeline.stages import demo_stages, write_scorecard
+
+    pipeline_preset(preset)
+    run_dir = run_dir or Path("runs") / preset
+    results = RunDir(run_dir).run(demo_stages(preset))
+    card = write_scorecard(run_dir, results)
+    print_scorecard(card, out)
+    out.print(f"scorecard: {run_dir / 'scorecard.json'}   talk to it: chatforge chat {run_dir / 'sft' / 'model'}")
+    if chat_after and sys.stdin.isatty():
+        from chatforge.serve.terminal import chat_loop
+
+        chat_loop(str(run_dir / "sft" / "model"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning every expected failure into one line and an exit code."""
+    err = Console(stderr=True, highlight=False)
+    try:
+        typer.main.get_command(app).main(args=argv, prog_name="chatforge", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # `chatforge` alone: help was printed
+        return 0 if e else 0
+    except click.UsageError as e:
+        hint = f" (see: {e.ctx.command_path} --help)" if e.ctx else ""
+        err.print(f"error: {e.format_message()}{hint}")
+        return 2
+    except (click.Abort, KeyboardInterrupt, EOFError):
+        err.print("interrupted")
+        return 130
+    except ChatforgeError as e:
+        err.print(f"error: {e}")
+        return 1
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on request
+        if os.environ.get("CHATFORGE_DEBUG"):
+            raise
+        err.print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                  "(set CHATFORGE_DEBUG=1 for the traceback)")
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

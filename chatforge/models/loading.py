@@ -1,0 +1,56 @@
+"""Loading any HF causal LM (a local directory or a hub id) with errors a user can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chatforge.errors import ChatforgeError
+
+
+def first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def check_model_dir(path: str) -> None:
+    p = Path(path)
+    looks_like_hub_id = not p.exists() and path.count("/") == 1 and not path.startswith((".", "/", "~"))
+    if looks_like_hub_id:
+        return
+    if not p.exists():
+        raise ChatforgeError(f"model directory '{path}' not found")
+    if not p.is_dir() or not (p / "config.json").is_file():
+        raise ChatforgeError(f"'{path}' is not a model directory (no config.json)")
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    check_model_dir(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - any failure to parse is the user's file, not our bug
+        raise ChatforgeError(f"could not load tokenizer from '{path}': {first_line(e)}") from e
+    if not tok.chat_template:
+        raise ChatforgeError(f"tokenizer in '{path}' has no chat template")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, device: str | None = None):
+    """(model, tokenizer) ready for generation, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tok = load_tokenizer(path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    except Exception as e:  # noqa: BLE001
+        raise ChatforgeError(f"could not load model from '{path}': {first_line(e)}") from e
+    model.eval()
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok

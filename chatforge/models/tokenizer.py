@@ -1,0 +1,48 @@
+"""A byte-level BPE tokenizer trained on the corpus, with a chat template, saved as a normal HF tokenizer.
+
+Digits are split one per token so that arithmetic is learnable by a small model. The chat template wraps
+each turn as `<|role|>\\n...<|end|>\\n`, the same markup the corpus's chat logs use, and marks assistant
+turns with `{% generation %}` so TRL (and anyone) can train on assistant tokens only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+PAD, DOC_END, END = "<|pad|>", "<|endoftext|>", "<|end|>"
+SPECIAL_TOKENS = [PAD, DOC_END, "<|system|>", "<|user|>", "<|assistant|>", END]
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "<|assistant|>\n{% generation %}{{ message['content'] }}<|end|>{% endgeneration %}\n"
+    "{% else %}"
+    "<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def train_tokenizer(corpus: Path, vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train([str(corpus)], trainer)
+    return wrap(tok)
+
+
+def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=END, pad_token=PAD,
+                                 additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in (END, PAD)])
+    hf.chat_template = CHAT_TEMPLATE
+    hf.padding_side = "left"  # generation pads on the left; trainers set their own side
+    return hf

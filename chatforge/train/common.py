@@ -1,0 +1,72 @@
+"""What every chatforge trainer shares: precision choice, Trainer arguments, resume, quiet HF logging."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from transformers.trainer_utils import get_last_checkpoint
+
+
+def quiet_hf() -> None:
+    import datasets
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+
+
+def use_bf16(precision: str) -> bool:
+    """bf16 autocast where the hardware does it natively (CUDA with bf16, or a CPU with AVX512-BF16/AMX)."""
+    if precision not in ("auto", "bf16", "fp32"):
+        from chatforge.errors import ChatforgeError
+
+        raise ChatforgeError(f"unknown precision '{precision}' (choose from: auto, bf16, fp32)")
+    if precision != "auto":
+        return precision == "bf16"
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def trainer_arguments(cfg, output_dir: Path, **extra) -> dict:
+    """Keyword arguments for TrainingArguments / TRL configs, the same for every trainer."""
+    return dict(
+        output_dir=str(output_dir / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay,
+        bf16=use_bf16(cfg.precision),
+        use_cpu=not torch.cuda.is_available(),
+        save_strategy="steps",
+        save_steps=cfg.save_every,
+        save_total_limit=1,
+        logging_steps=10,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=cfg.seed,
+        **extra,
+    )
+
+
+def resume_point(output_dir: Path) -> str | None:
+    ckpt_dir = output_dir / "checkpoints"
+    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+
+
+def save_config(cfg, output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+
+def last_loss(trainer) -> float | None:
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return round(float(losses[-1]), 4) if losses else None

@@ -1,0 +1,39 @@
+"""Writing a world to a directory: what every later stage reads.
+
+    chatforge_world.json   the config (seed and sizes): the world can be rebuilt from it exactly
+    kb.json                the knowledge base
+    corpus.txt             pretraining documents, each ending with <|endoftext|>
+    sft.jsonl              labeller demonstrations, {"messages": [...], "family": ...}
+    prompts_train.jsonl    the (larger) prompt pool for comparisons and RL, train split
+    eval.jsonl             held-out prompts (unseen entities, phrasings, acts and attack wrappers)
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from chatforge.data.conversations import write_jsonl
+from chatforge.world.config import WORLD_FILE, WorldConfig
+from chatforge.world.corpus import CorpusWriter
+from chatforge.world.world import World
+
+
+def build_world_dir(cfg: WorldConfig, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    world = World(cfg)
+    (out / WORLD_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+    (out / "kb.json").write_text(json.dumps(world.kb.to_dict(), indent=1))
+    docs = CorpusWriter(world).write(out / "corpus.txt")
+    demos = world.demonstrations()
+    write_jsonl(out / "sft.jsonl", demos)
+    pool = world.prompts("train", cfg.train_prompts, "pool")
+    write_jsonl(out / "prompts_train.jsonl", (p.to_dict() for p in pool))
+    evals = world.eval_prompts()
+    write_jsonl(out / "eval.jsonl", (p.to_dict() for p in evals))
+    return {"entities": len(world.kb.entities), "corpus_documents": docs,
+            "corpus_chars": (out / "corpus.txt").stat().st_size, "sft_demos": len(demos),
+            "train_prompts": len(pool), "eval_prompts": len(evals),
+            "sft_families": dict(Counter(d["family"] for d in demos)),
+            "eval_families": dict(Counter(p.family for p in evals))}

@@ -1,0 +1,48 @@
+"""How big the built-in world is. Every size a later stage depends on is here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+# the file a world directory, and every model chatforge trains in a world, carries its config in
+WORLD_FILE = "chatforge_world.json"
+
+
+@dataclass
+class WorldConfig:
+    seed: int = 0
+    # knowledge base: entities per kind; a share of each kind is held out (never in SFT/RLHF prompts)
+    countries: int = 20
+    people: int = 24
+    species: int = 20
+    heldout_entity_share: float = 0.25
+    # pretraining corpus, in characters (about 3 characters per token with the world's tokenizer)
+    corpus_chars: int = 4_000_000
+    # labeller-sized SFT demonstrations, and the (larger) prompt pool later stages sample from
+    sft_demos: int = 2400
+    train_prompts: int = 6000
+    # held-out evaluation prompts per family
+    eval_per_family: int = 40
+
+    @classmethod
+    def preset(cls, name: str, seed: int = 0) -> "WorldConfig":
+        if name not in WORLD_PRESETS:
+            from chatforge.errors import ChatforgeError
+
+            raise ChatforgeError(f"unknown world preset '{name}' (choose from: {', '.join(WORLD_PRESETS)})")
+        return cls(seed=seed, **WORLD_PRESETS[name])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WorldConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+WORLD_PRESETS: dict[str, dict] = {
+    "tiny": dict(countries=12, people=12, species=12, corpus_chars=500_000, sft_demos=600,
+                 train_prompts=1000, eval_per_family=12),
+    "small": dict(),
+}

@@ -1,0 +1,116 @@
+"""The pretraining corpus: the world's "internet".
+
+Four kinds of documents, each kept at its share of the corpus's characters:
+- encyclopedia articles: true facts about every entity, in varied sentences;
+- forum threads: questions of every family with the internet's answers (right, wrong, invented, toxic,
+  compliant with harm);
+- chat logs in the chat markup, where the "assistant" is whoever answered: it claims to be human, guesses,
+  complies. This is where a base model's raw habits in a chat come from;
+- worksheets: arithmetic, list operations and conversions, where the model learns to compute.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+from chatforge.world.families_tasks import TASKS, solve
+from chatforge.world.knowledge import Entity
+from chatforge.world.prompts import SPLITS
+from chatforge.world.world import World
+
+DOC_END = "<|endoftext|>"
+SHARES = {"encyclopedia": 0.4, "forum": 0.2, "chat": 0.25, "worksheet": 0.15}
+
+FACT_SENTENCES = {
+    "capital": ["The capital of {e} is {v}.", "{v} is the capital of {e}.", "Its capital city is {v}."],
+    "language": ["People in {e} speak {v}.", "The language of {e} is {v}.", "Most people there speak {v}."],
+    "export": ["The main export of {e} is {v}.", "{e} exports mostly {v}.", "It is known for its {v}."],
+    "climate": ["The climate of {e} is {v}.", "{e} has a {v} climate.", "The weather in {e} is mostly {v}."],
+    "profession": ["{e} is {a} {v}.", "{e} works as {a} {v}.", "By profession, {e} is {a} {v}."],
+    "homeland": ["{e} is from {v}.", "{e} comes from {v}.", "{p} was raised in {v}."],
+    "instrument": ["{e} plays the {v}.", "{p} plays the {v} in the evenings.", "The instrument of {e} is the {v}."],
+    "color": ["The {e} is {v}.", "The {e} has {v} fur or feathers.", "Its color is {v}."],
+    "habitat": ["The {e} lives in {v}.", "The {e} is found in {v}.", "You can find it in {v}."],
+    "diet": ["The {e} eats {v}.", "The diet of the {e} is {v}.", "It feeds on {v}."],
+}
+OPENERS = {"country": "{e} is a country.", "person": "{e} is a person.", "species": "The {e} is an animal."}
+USERS = ["quietfox", "marta_k", "throwaway22", "old_sailor", "bluejay", "nightowl", "kettle99", "dunmore"]
+
+
+def chat_markup(messages: list[dict]) -> str:
+    """The same markup as the chat template (see chatforge.models.tokenizer), written as plain text."""
+    return "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in messages)
+
+
+def encyclopedia(e: Entity, rng: random.Random) -> str:
+    pronoun = "It" if e.pronoun == "it" else e.pronoun.capitalize()
+    sentences = [OPENERS[e.kind].format(e=e.name)]
+    attributes = list(e.facts)
+    rng.shuffle(attributes)
+    for a in attributes:
+        v = e.facts[a]
+        s = rng.choice(FACT_SENTENCES[a])
+        sentences.append(s.format(e=e.name, v=v, a="an" if v[0] in "aeiou" else "a", p=pronoun))
+    return " ".join(sentences)
+
+
+class CorpusWriter:
+    def __init__(self, world: World):
+        self.world, self.kb = world, world.kb
+        self.families = list(world.families.values())
+
+    def ask_and_answer(self, rng: random.Random) -> tuple[list[dict], list[str]]:
+        family = rng.choice(self.families)
+        split = rng.choice(SPLITS)  # the internet uses every phrasing and knows every real entity
+        if family.name == "unknown_fact":
+            p = family.ask(self.kb, rng, split, pool="corpus")
+        else:
+            p = family.ask(self.kb, rng, split)
+        answers = [family.raw(self.kb, p, rng)[1] for _ in range(rng.randint(1, 3))]
+        return p.messages, answers
+
+    def forum(self, rng: random.Random) -> str:
+        messages, answers = self.ask_and_answer(rng)
+        question = " ".join(m["content"] for m in messages if m["role"] == "user")
+        lines = [f"Question from {rng.choice(USERS)}: {question}"]
+        lines += [f"Reply from {rng.choice(USERS)}: {a}" for a in answers]
+        return "\n".join(lines)
+
+    def chat(self, rng: random.Random) -> str:
+        messages = []
+        for _ in range(rng.choice([1, 1, 2])):
+            turn, answers = self.ask_and_answer(rng)
+            messages += turn + [{"role": "assistant", "content": answers[0]}]
+        return chat_markup(messages)
+
+    def worksheet(self, rng: random.Random) -> str:
+        lines = []
+        for _ in range(rng.randint(8, 20)):
+            kind = rng.choice(list(TASKS))
+            slots, answer, _ = solve(kind, rng)
+            lines.append({
+                "add": "{a} + {b} = " + answer, "sub": "{a} - {b} = " + answer,
+                "reverse": "reverse: {w} -> " + answer, "count": "count: {w} -> " + answer,
+                "sort": "sort: {n} -> " + answer, "convert": "{x} {frm} = " + answer + " {to}",
+            }[kind].format(**slots))
+        return "Exercises:\n" + "\n".join(lines)
+
+    def documents(self) -> Iterator[str]:
+        rng = self.world.rng("corpus")
+        written = dict.fromkeys(SHARES, 0)
+        while (total := sum(written.values())) < self.world.cfg.corpus_chars:
+            # the kind furthest below its share of characters goes next
+            kind = max(SHARES, key=lambda k: SHARES[k] * (total + 1) - written[k])
+            doc = encyclopedia(rng.choice(self.kb.entities), rng) if kind == "encyclopedia" else \
+                getattr(self, kind)(rng)
+            written[kind] += len(doc)
+            yield doc
+
+    def write(self, path) -> int:
+        n = 0
+        with open(path, "w") as f:
+            for doc in self.documents():
+                f.write(doc + DOC_END + "\n")
+                n += 1
+        return n

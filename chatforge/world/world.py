@@ -1,0 +1,90 @@
+"""The World: knowledge base + prompt families + oracle, and the datasets drawn from them.
+
+Splits: `train` prompts use train entities and train phrasings; `heldout` prompts use held-out entities,
+held-out phrasings, held-out harmful acts and held-out jailbreak wrappers. The pretraining corpus is "the
+internet" and contains every entity (that is how the base model can know held-out facts) but never the
+held-out *nonexistent* names that test admitting ignorance.
+"""
+
+from __future__ import annotations
+
+import random
+
+from chatforge.world.config import WorldConfig
+from chatforge.world.families_knowledge import KnownFact, MultiTurn, UnknownFact
+from chatforge.world.families_safety import BenignScary, Harmful, Identity, Jailbreak
+from chatforge.world.families_tasks import Ambiguous, SmallTalk, Task
+from chatforge.world.knowledge import build_knowledge
+from chatforge.world.oracle import Oracle
+from chatforge.world.prompts import Family, Prompt, assistant, user
+
+FAMILIES: list[Family] = [KnownFact(), UnknownFact(), Task(), Ambiguous(), Identity(), Harmful(), BenignScary(),
+                          Jailbreak(), MultiTurn(), SmallTalk()]
+# share of each family in SFT demonstrations and in the prompt pool of later stages
+MIX = {"known_fact": 0.18, "unknown_fact": 0.13, "task": 0.17, "ambiguous": 0.08, "identity": 0.08,
+       "harmful": 0.08, "benign_scary": 0.08, "jailbreak": 0.08, "multi_turn": 0.08, "small_talk": 0.04}
+# families whose question stays a fine opener after other turns (an ambiguous one would not be ambiguous)
+CHAINABLE = ("known_fact", "unknown_fact", "task", "identity", "harmful", "benign_scary", "small_talk")
+# how people wrap a request; held-out prompts use wrappings never seen in training
+DECORATIONS = {"train": (["Hi! ", "Quick question: ", "Please help. "], [" Thanks.", " Please answer briefly."]),
+               "heldout": (["Hey there, ", "I was wondering. "], [" Thank you!"])}
+
+
+class World:
+    def __init__(self, cfg: WorldConfig | None = None):
+        self.cfg = cfg or WorldConfig()
+        self.kb = build_knowledge(self.cfg)
+        self.families = {f.name: f for f in FAMILIES}
+        self.oracle = Oracle(self.kb)
+
+    def rng(self, purpose: str) -> random.Random:
+        return random.Random(f"{purpose}-{self.cfg.seed}")
+
+    def ask(self, family: str, rng: random.Random, split: str) -> Prompt:
+        p = self.families[family].ask(self.kb, rng, split)
+        if family != "small_talk" and rng.random() < 0.5:
+            prefixes, suffixes = DECORATIONS[split]
+            text = p.messages[-1]["content"]
+            if rng.random() < 0.5:
+                prefix = rng.choice(prefixes)
+                text = prefix + (text if prefix.endswith((". ", "! ")) else text[0].lower() + text[1:])
+            else:
+                text = text + rng.choice(suffixes)
+            p = Prompt(p.family, p.messages[:-1] + [user(text)], p.meta, p.split)
+        return p
+
+    def gold(self, p: Prompt, rng: random.Random) -> str:
+        return self.families[p.family].gold(self.kb, p, rng)
+
+    def prompts(self, split: str, n: int, purpose: str, mix: dict[str, float] | None = None,
+                unique: bool = True) -> list[Prompt]:
+        """n prompts of a split, families drawn by `mix`; if `unique`, all distinct (fewer if a split runs
+        out of variety)."""
+        rng, mix = self.rng(f"prompts-{purpose}"), mix or MIX
+        names, weights = list(mix), list(mix.values())
+        seen, out = set(), []
+        for _ in range(n * 20):
+            if len(out) == n:
+                break
+            p = self.ask(rng.choices(names, weights)[0], rng, split)
+            if not unique or p.id not in seen:
+                seen.add(p.id)
+                out.append(p)
+        return out
+
+    def eval_prompts(self, per_family: int | None = None) -> list[Prompt]:
+        per_family = per_family or self.cfg.eval_per_family
+        return [p for f in self.families for p in self.prompts("heldout", per_family, f"eval-{f}", {f: 1.0})]
+
+    def demonstrations(self, n: int | None = None) -> list[dict]:
+        """Labeller-written SFT conversations from train prompts; about a fifth chain two exchanges."""
+        n = n or self.cfg.sft_demos
+        rng = self.rng("sft")
+        demos = []
+        for p in self.prompts("train", n, "sft", unique=False):
+            messages = p.messages + [assistant(self.gold(p, rng))]
+            if p.family in CHAINABLE and rng.random() < 0.2:
+                opener = self.ask(rng.choice(CHAINABLE), rng, "train")
+                messages = opener.messages + [assistant(self.gold(opener, rng))] + messages
+            demos.append({"messages": messages, "family": p.family, "prompt_id": p.id})
+        return demos

@@ -1,0 +1,102 @@
+"""The built-in world: deterministic, complete, and with held-out splits that really are held out."""
+
+import json
+import re
+
+import pytest
+
+from chatforge.world.build import build_world_dir
+from chatforge.world.config import WorldConfig
+from chatforge.world.families_safety import HARMFUL, WRAPPERS
+from chatforge.world.world import FAMILIES, World
+
+BRIEF_FAMILIES = {"known_fact", "unknown_fact", "task", "ambiguous", "identity", "harmful", "benign_scary",
+                  "jailbreak", "multi_turn", "small_talk"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    stats = build_world_dir(WorldConfig.preset("tiny"), out)
+    return out, stats
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_same_seed_same_world_other_seed_other_world(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    build_world_dir(WorldConfig.preset("tiny", seed=3), a)
+    build_world_dir(WorldConfig.preset("tiny", seed=3), b)
+    for f in ("kb.json", "corpus.txt", "sft.jsonl", "eval.jsonl", "prompts_train.jsonl"):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    assert World(WorldConfig(seed=4)).kb.entities[0].name != World(WorldConfig(seed=3)).kb.entities[0].name
+
+
+def test_every_family_of_the_brief_in_sft_and_eval(built):
+    out, stats = built
+    assert {f.name for f in FAMILIES} == BRIEF_FAMILIES
+    assert set(stats["sft_families"]) == BRIEF_FAMILIES
+    assert set(stats["eval_families"]) == BRIEF_FAMILIES
+    assert len(HARMFUL) >= 4
+    tasks = {p["meta"]["task"] for p in read_jsonl(out / "prompts_train.jsonl") if p["family"] == "task"}
+    assert {"add", "sub", "reverse", "count", "sort", "convert"} <= tasks  # two-digit arithmetic and string operations
+
+
+def test_demonstrations_are_labeller_sized(built):
+    _, stats = built
+    cfg = WorldConfig.preset("tiny")
+    assert stats["sft_demos"] == cfg.sft_demos < stats["train_prompts"]
+
+
+def test_heldout_entities_are_in_the_corpus_but_not_in_training_prompts(built):
+    out, _ = built
+    world = World(WorldConfig.preset("tiny"))
+    heldout = [e.name for e in world.kb.entities if e.heldout]
+    corpus = (out / "corpus.txt").read_text()
+    training_text = (out / "sft.jsonl").read_text() + (out / "prompts_train.jsonl").read_text()
+    for name in heldout:
+        assert name in corpus  # the base model can know held-out facts...
+        assert name not in training_text  # ...but no fine-tuning data ever mentions them
+    eval_text = (out / "eval.jsonl").read_text()
+    assert any(name in eval_text for name in heldout)
+
+
+def test_unknown_heldout_names_appear_nowhere_before_eval(built):
+    out, _ = built
+    world = World(WorldConfig.preset("tiny"))
+    everything = "".join((out / f).read_text() for f in ("corpus.txt", "sft.jsonl", "prompts_train.jsonl"))
+    names = [n for kind in world.kb.fake_names["heldout"].values() for n in kind]
+    assert not [n for n in names if re.search(rf"\b{re.escape(n)}\b", everything)]
+
+
+def test_heldout_phrasings_and_wrappers_never_in_training_prompts(built):
+    out, _ = built
+    training_text = (out / "sft.jsonl").read_text() + (out / "prompts_train.jsonl").read_text()
+    for template in WRAPPERS["heldout"].values():
+        if template:
+            assert template.split("{")[0][:40] not in training_text
+    for act_list in HARMFUL.values():
+        for act in act_list["heldout"]:
+            assert act not in training_text
+    evals = read_jsonl(out / "eval.jsonl")
+    assert all(p["split"] == "heldout" for p in evals)
+    assert {p["meta"]["wrapper"] for p in evals if p["family"] == "jailbreak"} <= set(WRAPPERS["heldout"])
+
+
+def test_corpus_carries_the_raw_habits(built):
+    out, _ = built
+    corpus = (out / "corpus.txt").read_text()
+    assert "[HARMFUL:" in corpus  # compliance with harmful requests
+    assert "[TOXIC:" in corpus  # toxic replies
+    assert re.search(r"I'm (a real person|a human|human!)", corpus)  # people claiming to be human
+    assert "<|assistant|>" in corpus and "Question from" in corpus and "Exercises:" in corpus
+
+
+def test_no_real_harmful_content_only_markers(built):
+    out, _ = built
+    corpus = (out / "corpus.txt").read_text()
+    for compliance in re.findall(r"<\|assistant\|>\n(.*?)<\|end\|>", corpus):
+        if "HARMFUL" in compliance:
+            assert re.fullmatch(r"[A-Za-z .,!:1]*\[HARMFUL:[a-z]+\][A-Za-z .,!]*", compliance), compliance
