@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -47,7 +46,8 @@ def world_build(out_dir: Path = typer.Option(..., "--out", help="Directory to wr
 
 @world_app.command("sample")
 def world_sample(family: str = typer.Option("", help="Prompt family (default: all)."),
-                 split: str = typer.Option("train", help="train or heldout."), n: int = typer.Option(3),
+                 split: str = typer.Option("train", help="train or heldout."),
+                 n: int = typer.Option(3, "-n", "--count", help="Prompts per family."),
                  preset: str = typer.Option("small"), seed: int = typer.Option(0)):
     """Print prompts with the gold answer and the raw internet's answer, and how the oracle scores both."""
     import random
@@ -200,30 +200,32 @@ def demo(preset: str = typer.Option("small", help="tiny (seconds) or small (minu
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every expected failure into one line and an exit code."""
-    err = Console(stderr=True, highlight=False)
+    def err(msg: str) -> None:  # plain text: never wrapped, never read as markup
+        print(" ".join(msg.split()), file=sys.stderr)
+
     try:
-        typer.main.get_command(app).main(args=argv, prog_name="chatforge", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as e:  # `chatforge` alone: help was printed
-        return 0 if e else 0
-    except click.UsageError as e:
-        hint = f" (see: {e.ctx.command_path} --help)" if e.ctx else ""
-        err.print(f"error: {e.format_message()}{hint}")
-        return 2
-    except (click.Abort, KeyboardInterrupt, EOFError):
-        err.print("interrupted")
+        code = typer.main.get_command(app).main(args=argv, prog_name="chatforge", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except typer.TyperException as e:  # usage errors from Typer's (vendored) click
+        if type(e).__name__ == "NoArgsIsHelpError":  # `chatforge` alone: show the help
+            print(e.format_message())
+            return 0
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see: {ctx.command_path} --help)" if ctx is not None and e.exit_code == 2 else ""
+        err(f"error: {e.format_message()}{hint}")
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt, EOFError):
+        err("interrupted")
         return 130
     except ChatforgeError as e:
-        err.print(f"error: {e}")
+        err(f"error: {e}")
         return 1
-    except click.exceptions.Exit as e:
-        return e.exit_code
     except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on request
         if os.environ.get("CHATFORGE_DEBUG"):
             raise
-        err.print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                  "(set CHATFORGE_DEBUG=1 for the traceback)")
+        first = str(e).splitlines()[0] if str(e) else ""
+        err(f"error: {type(e).__name__}: {first} (set CHATFORGE_DEBUG=1 for the traceback)")
         return 1
-    return 0
 
 
 def run() -> None:

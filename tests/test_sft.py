@@ -33,7 +33,7 @@ def test_sft_labels_ignore_everything_but_assistant_tokens(tiny_model_dir, conve
     trainer, tok, info = build_trainer(cfg, progress=False)
     row = trainer.train_dataset[0]
     labels = row["labels"]
-    assert info["assistant_only_loss"] == "trl"
+    assert info["assistant_mask"] == "template-markers"
     assert all(label == -100 or label == i for i, label in zip(row["input_ids"], labels))
     trained = tok.decode([label for label in labels if label != -100])
     assert trained == "2 + 3 = 5.<|end|>You're welcome!<|end|>"
@@ -104,7 +104,7 @@ def test_sft_on_a_gpt2_with_its_own_template(tiny_world, conversations_file, tmp
     cfg = SFTConfig(data=str(conversations_file(convs)), model=str(base), output_dir=str(tmp_path / "out"),
                     epochs=80, batch_size=1, learning_rate=5e-3, save_every=1000)
     trainer, tok, info = build_trainer(cfg, progress=False)
-    assert info["assistant_only_loss"] == "chatforge-prefix-mask"
+    assert info["assistant_mask"] == "chatforge-prefix-mask"
     row = trainer.train_dataset[0]
     assert tok.decode([x for x in row["labels"] if x != -100]) == "No, I am an AI.<|endoftext|>"
     metrics = sft(cfg, progress=False)
@@ -134,6 +134,6 @@ def test_sft_on_a_qwen2_with_the_qwen_template(tiny_tokenizer_dir, conversations
     cfg = SFTConfig(data=str(conversations_file([CONVERSATION])), model=str(base), output_dir=str(tmp_path / "o"),
                     epochs=1)
     trainer, tok, info = build_trainer(cfg, progress=False)
-    assert info["assistant_only_loss"] == "trl"
+    assert info["assistant_mask"] == "trl-training-template"
     trained = tok.decode([x for x in trainer.train_dataset[0]["labels"] if x != -100])
     assert "2 + 3 = 5." in trained and "You're welcome!" in trained and "What is" not in trained

@@ -57,6 +57,14 @@ def trainer_arguments(cfg, output_dir: Path, **extra) -> dict:
     )
 
 
+def without_printer(trainer):
+    """Trainer prints every log dict when tqdm is off; chatforge shows a rich bar instead."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def resume_point(output_dir: Path) -> str | None:
     ckpt_dir = output_dir / "checkpoints"
     return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None

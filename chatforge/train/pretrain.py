@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatforge.errors import ChatforgeError
-from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments
+from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
 
 DOC_END = "<|endoftext|>"
 
@@ -68,15 +68,17 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
                       callbacks=[RichProgress("pretrain")] if progress else [])
+    without_printer(trainer)
     start = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_point(out))
+    resumed = resume_point(out)
+    result = trainer.train(resume_from_checkpoint=resumed)
     seconds = time.time() - start
     trainer.save_model(str(out / "model"))
     tokenizer.save_pretrained(str(out / "model"))
     metrics = {"train_loss": result.training_loss, "final_loss": last_loss(trainer),
                "tokens": len(blocks) * cfg.seq_len * cfg.epochs, "steps": trainer.state.global_step,
                "parameters": sum(p.numel() for p in model.parameters()), "seconds": round(seconds, 1),
-               "bf16": args.bf16}
+               "bf16": args.bf16, "resumed_from": resumed and Path(resumed).name}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return metrics

@@ -1,8 +1,9 @@
 """Supervised fine-tuning on multi-turn conversations with TRL's SFTTrainer, loss on assistant tokens only.
 
-Works with any HF causal LM that has a chat template. Templates with `{% generation %}` markers (chatforge's
-own, or those TRL knows how to patch) go through TRL's `assistant_only_loss`; any other template is masked
-by chatforge (see masking.py) and handed to the same trainer already tokenized.
+Works with any HF causal LM that has a chat template (see masking.py for how assistant tokens are found).
+Optionally mixes in plain pretraining documents with full loss (`text_data`, `text_mix`), as InstructGPT mixes
+pretraining gradients into RLHF: fine-tuning then forgets less of what pretraining taught, including the names
+and facts no demonstration mentions.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from chatforge.data.conversations import load_conversations
 from chatforge.errors import ChatforgeError
 from chatforge.models.loading import first_line
 from chatforge.world.config import WORLD_FILE
-from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments
+from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
 
 
 @dataclass
@@ -35,29 +36,35 @@ class SFTConfig:
     save_every: int = 100
     seed: int = 0
     lora_r: int = 0  # > 0: train LoRA adapters (peft) instead of all weights, merged on save
+    # keep the token embeddings as pretraining left them: SFT then cannot teach the model to prefer the
+    # names it saw in demonstrations over the ones it only read about in pretraining
+    freeze_embeddings: bool = False
+    # plain documents (one text file, documents ending with <|endoftext|>) mixed in with full loss
+    text_data: str | None = None
+    text_mix: float = 0.0  # documents per conversation
 
 
-def template_has_markers(tokenizer) -> bool:
-    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
-
-    if has_generation_markers(tokenizer.chat_template):
-        return True
-    try:
-        patched = get_training_chat_template(tokenizer)
-    except Exception:  # noqa: BLE001 - TRL raises for templates it does not know; we mask those ourselves
-        return False
-    return patched is not None
-
-
-def build_dataset(tokenizer, conversations: list[list[dict]], max_length: int):
+def build_dataset(tokenizer, conversations: list[list[dict]], max_length: int, texts: list[str] = ()):
+    """Token ids with `assistant_masks` (TRL turns them into labels); (dataset, how assistant tokens were found)."""
     from datasets import Dataset
 
-    from chatforge.train.masking import tokenize_with_assistant_mask
+    from chatforge.train.masking import tokenize_conversation, tokenize_text, training_template
 
-    if template_has_markers(tokenizer):
-        return Dataset.from_dict({"messages": conversations}), True
-    rows = [tokenize_with_assistant_mask(tokenizer, c, max_length) for c in conversations]
-    return Dataset.from_list(rows), False
+    template, how = training_template(tokenizer)
+    rows = [tokenize_conversation(tokenizer, c, max_length, template) for c in conversations]
+    rows += [tokenize_text(tokenizer, t, max_length) for t in texts]
+    return Dataset.from_list(rows), how
+
+
+def sample_documents(path: str, n: int, seed: int) -> list[str]:
+    import random
+
+    from chatforge.train.pretrain import DOC_END
+
+    if not Path(path).is_file():
+        raise ChatforgeError(f"text data '{path}' not found")
+    docs = [d.strip() + DOC_END for d in Path(path).read_text().split(DOC_END) if d.strip()]
+    return random.Random(seed).sample(docs, min(n, len(docs)))
 
 
 def with_lora(model, r: int):
@@ -78,18 +85,24 @@ def build_trainer(cfg: SFTConfig, progress: bool = True):
     conversations = load_conversations(cfg.data)
     model, tokenizer = load_model(cfg.model)
     model.train()
-    dataset, native = build_dataset(tokenizer, conversations, cfg.max_length)
+    texts = sample_documents(cfg.text_data, round(cfg.text_mix * len(conversations)), cfg.seed) \
+        if cfg.text_data and cfg.text_mix > 0 else []
+    dataset, how = build_dataset(tokenizer, conversations, cfg.max_length, texts)
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(False)
     if cfg.lora_r > 0:
         model = with_lora(model, cfg.lora_r)
     args = TRLSFTConfig(**trainer_arguments(cfg, Path(cfg.output_dir)), max_length=cfg.max_length,
-                        assistant_only_loss=native, packing=False)
+                        packing=False, train_sampling_strategy="group_by_length")
     tokenizer.padding_side = "right"
     try:
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              callbacks=[RichProgress("sft")] if progress else [])
+        without_printer(trainer)
     except ValueError as e:  # TRL's checks on the data and template, e.g. no assistant tokens at all
         raise ChatforgeError(f"SFT could not start: {first_line(e)}") from e
-    info = {"conversations": len(conversations), "assistant_only_loss": "trl" if native else "chatforge-prefix-mask"}
+    info = {"conversations": len(conversations), "text_documents": len(texts), "assistant_mask": how}
     return trainer, tokenizer, info
 
 
@@ -98,7 +111,8 @@ def sft(cfg: SFTConfig, progress: bool = True) -> dict:
     save_config(cfg, out)
     trainer, tokenizer, info = build_trainer(cfg, progress)
     start = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_point(out))
+    resumed = resume_point(out)
+    result = trainer.train(resume_from_checkpoint=resumed)
     model = trainer.model.merge_and_unload() if cfg.lora_r > 0 else trainer.model
     model.save_pretrained(str(out / "model"))
     tokenizer.padding_side = "left"
@@ -107,6 +121,7 @@ def sft(cfg: SFTConfig, progress: bool = True) -> dict:
     if world.is_file():  # the model keeps knowing which world it was trained in
         shutil.copy(world, out / "model" / WORLD_FILE)
     metrics = {"train_loss": result.training_loss, "final_loss": last_loss(trainer), **info,
-               "steps": trainer.state.global_step, "seconds": round(time.time() - start, 1)}
+               "steps": trainer.state.global_step, "seconds": round(time.time() - start, 1),
+               "resumed_from": resumed and Path(resumed).name}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

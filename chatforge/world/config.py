@@ -12,12 +12,12 @@ WORLD_FILE = "chatforge_world.json"
 class WorldConfig:
     seed: int = 0
     # knowledge base: entities per kind; a share of each kind is held out (never in SFT/RLHF prompts)
-    countries: int = 20
-    people: int = 24
-    species: int = 20
+    countries: int = 16
+    people: int = 20
+    species: int = 16
     heldout_entity_share: float = 0.25
     # pretraining corpus, in characters (about 3 characters per token with the world's tokenizer)
-    corpus_chars: int = 4_000_000
+    corpus_chars: int = 5_000_000
     # labeller-sized SFT demonstrations, and the (larger) prompt pool later stages sample from
     sft_demos: int = 2400
     train_prompts: int = 6000

@@ -1,7 +1,7 @@
 """The pretraining corpus: the world's "internet".
 
 Four kinds of documents, each kept at its share of the corpus's characters:
-- encyclopedia articles: true facts about every entity, in varied sentences;
+- encyclopedia articles and almanac lists: true facts about every entity, in varied sentences;
 - forum threads: questions of every family with the internet's answers (right, wrong, invented, toxic,
   compliant with harm);
 - chat logs in the chat markup, where the "assistant" is whoever answered: it claims to be human, guesses,
@@ -20,19 +20,21 @@ from chatforge.world.prompts import SPLITS
 from chatforge.world.world import World
 
 DOC_END = "<|endoftext|>"
-SHARES = {"encyclopedia": 0.4, "forum": 0.2, "chat": 0.25, "worksheet": 0.15}
+SHARES = {"encyclopedia": 0.55, "forum": 0.12, "chat": 0.18, "worksheet": 0.15}
 
+# every sentence names its entity before the value: small models learn facts stated this way (and barely
+# learn those behind a pronoun or stated value-first; the "reversal curse" of large ones is worse here)
 FACT_SENTENCES = {
-    "capital": ["The capital of {e} is {v}.", "{v} is the capital of {e}.", "Its capital city is {v}."],
-    "language": ["People in {e} speak {v}.", "The language of {e} is {v}.", "Most people there speak {v}."],
-    "export": ["The main export of {e} is {v}.", "{e} exports mostly {v}.", "It is known for its {v}."],
+    "capital": ["The capital of {e} is {v}.", "{e} has its capital at {v}.", "The capital city of {e} is {v}."],
+    "language": ["People in {e} speak {v}.", "The language of {e} is {v}.", "In {e}, most people speak {v}."],
+    "export": ["The main export of {e} is {v}.", "{e} exports mostly {v}.", "{e} is known for its {v}."],
     "climate": ["The climate of {e} is {v}.", "{e} has a {v} climate.", "The weather in {e} is mostly {v}."],
     "profession": ["{e} is {a} {v}.", "{e} works as {a} {v}.", "By profession, {e} is {a} {v}."],
-    "homeland": ["{e} is from {v}.", "{e} comes from {v}.", "{p} was raised in {v}."],
-    "instrument": ["{e} plays the {v}.", "{p} plays the {v} in the evenings.", "The instrument of {e} is the {v}."],
-    "color": ["The {e} is {v}.", "The {e} has {v} fur or feathers.", "Its color is {v}."],
-    "habitat": ["The {e} lives in {v}.", "The {e} is found in {v}.", "You can find it in {v}."],
-    "diet": ["The {e} eats {v}.", "The diet of the {e} is {v}.", "It feeds on {v}."],
+    "homeland": ["{e} is from {v}.", "{e} comes from {v}.", "{e} was raised in {v}."],
+    "instrument": ["{e} plays the {v}.", "{e} plays the {v} in the evenings.", "The instrument of {e} is the {v}."],
+    "color": ["The {e} is {v}.", "The {e} has {v} fur or feathers.", "The color of the {e} is {v}."],
+    "habitat": ["The {e} lives in {v}.", "The {e} is found in {v}.", "You can find the {e} in {v}."],
+    "diet": ["The {e} eats {v}.", "The diet of the {e} is {v}.", "The {e} feeds on {v}."],
 }
 OPENERS = {"country": "{e} is a country.", "person": "{e} is a person.", "species": "The {e} is an animal."}
 USERS = ["quietfox", "marta_k", "throwaway22", "old_sailor", "bluejay", "nightowl", "kettle99", "dunmore"]
@@ -43,16 +45,29 @@ def chat_markup(messages: list[dict]) -> str:
     return "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in messages)
 
 
+def fact_sentence(e: Entity, attribute: str, rng: random.Random) -> str:
+    v = e.facts[attribute]
+    return rng.choice(FACT_SENTENCES[attribute]).format(e=e.name, v=v, a="an" if v[0] in "aeiou" else "a")
+
+
 def encyclopedia(e: Entity, rng: random.Random) -> str:
-    pronoun = "It" if e.pronoun == "it" else e.pronoun.capitalize()
-    sentences = [OPENERS[e.kind].format(e=e.name)]
+    """An article about one entity, its facts in random order; half open with what the entity is, so that
+    a fact is known whatever comes before it."""
     attributes = list(e.facts)
     rng.shuffle(attributes)
-    for a in attributes:
-        v = e.facts[a]
-        s = rng.choice(FACT_SENTENCES[a])
-        sentences.append(s.format(e=e.name, v=v, a="an" if v[0] in "aeiou" else "a", p=pronoun))
+    sentences = [fact_sentence(e, a, rng) for a in attributes]
+    if rng.random() < 0.5:
+        sentences.insert(0, OPENERS[e.kind].format(e=e.name))
     return " ".join(sentences)
+
+
+def fact_list(entities: list[Entity], rng: random.Random) -> str:
+    """One attribute of several entities of a kind, one per line, like a table or an almanac page."""
+    kind = rng.choice(["country", "person", "species"])
+    group = [e for e in entities if e.kind == kind]
+    attribute = rng.choice(list(group[0].facts))
+    lines = [fact_sentence(e, attribute, rng) for e in rng.sample(group, min(len(group), rng.randint(3, 6)))]
+    return "\n".join(lines)
 
 
 class CorpusWriter:
@@ -85,10 +100,14 @@ class CorpusWriter:
         return chat_markup(messages)
 
     def worksheet(self, rng: random.Random) -> str:
+        """Exercises with answers; sums and differences are often worked out column by column."""
         lines = []
         for _ in range(rng.randint(8, 20)):
             kind = rng.choice(list(TASKS))
-            slots, answer, _ = solve(kind, rng)
+            slots, answer, gold = solve(kind, rng)
+            if kind in ("add", "sub") and rng.random() < 0.6:
+                lines.append(f"{slots['a']} {'+' if kind == 'add' else '-'} {slots['b']}: {gold}")
+                continue
             lines.append({
                 "add": "{a} + {b} = " + answer, "sub": "{a} - {b} = " + answer,
                 "reverse": "reverse: {w} -> " + answer, "count": "count: {w} -> " + answer,
@@ -102,8 +121,11 @@ class CorpusWriter:
         while (total := sum(written.values())) < self.world.cfg.corpus_chars:
             # the kind furthest below its share of characters goes next
             kind = max(SHARES, key=lambda k: SHARES[k] * (total + 1) - written[k])
-            doc = encyclopedia(rng.choice(self.kb.entities), rng) if kind == "encyclopedia" else \
-                getattr(self, kind)(rng)
+            if kind == "encyclopedia":  # articles, and now and then an almanac page
+                doc = encyclopedia(rng.choice(self.kb.entities), rng) if rng.random() < 0.8 else \
+                    fact_list(self.kb.entities, rng)
+            else:
+                doc = getattr(self, kind)(rng)
             written[kind] += len(doc)
             yield doc
 

@@ -6,36 +6,21 @@ import random
 
 from chatforge.world import styles
 from chatforge.world.knowledge import ATTRIBUTES, FIRST_NAMES, KINDS, Entity, KnowledgeBase, attributes_of
+from chatforge.world.phrasing import phrase
 from chatforge.world.prompts import Family, Prompt, assistant, user
 
-QUESTIONS: dict[str, dict[str, list[str]]] = {
-    "capital": {"train": ["What is the capital of {e}?", "What's the capital city of {e}?",
-                          "Tell me the capital of {e}.", "Name the capital of {e}."],
-                "heldout": ["Which city is the capital of {e}?", "Do you know the capital of {e}?"]},
-    "language": {"train": ["What language do people speak in {e}?", "What is the language of {e}?",
-                           "Which language is spoken in {e}?"],
-                 "heldout": ["What do people in {e} speak?", "Tell me the main language of {e}."]},
-    "export": {"train": ["What is the main export of {e}?", "What does {e} export?",
-                         "What is {e} known for exporting?"],
-               "heldout": ["What is the biggest export of {e}?", "Which product does {e} export most?"]},
-    "climate": {"train": ["What is the climate of {e} like?", "What is the weather like in {e}?",
-                          "How is the climate in {e}?"],
-                "heldout": ["Describe the climate of {e}.", "What kind of weather does {e} have?"]},
-    "profession": {"train": ["What does {e} do for a living?", "What is the profession of {e}?",
-                             "What was the job of {e}?"],
-                   "heldout": ["What kind of work does {e} do?", "Tell me the profession of {e}."]},
-    "homeland": {"train": ["Where is {e} from?", "Which country does {e} come from?",
-                           "What is the home country of {e}?"],
-                 "heldout": ["Where does {e} come from?", "Which country is {e} from?"]},
-    "instrument": {"train": ["What instrument does {e} play?", "Which instrument does {e} play?",
-                             "What does {e} play?"],
-                   "heldout": ["What musical instrument does {e} play?", "Tell me the instrument {e} plays."]},
-    "color": {"train": ["What color is the {e}?", "What is the color of the {e}?"],
-              "heldout": ["What colour is the {e}?", "Which color does the {e} have?"]},
-    "habitat": {"train": ["Where does the {e} live?", "In which country does the {e} live?"],
-                "heldout": ["Where can you find the {e}?", "What is the habitat of the {e}?"]},
-    "diet": {"train": ["What does the {e} eat?", "What is the diet of the {e}?"],
-             "heldout": ["What food does the {e} eat?", "What does the {e} feed on?"]},
+# natural, attribute-specific questions (training only); every family also asks through phrasing.ASK frames
+QUESTIONS: dict[str, list[str]] = {
+    "capital": ["What is the capital of {e}?", "What's the capital city of {e}?", "Name the capital of {e}."],
+    "language": ["What language do people speak in {e}?", "Which language is spoken in {e}?"],
+    "export": ["What does {e} export?", "What is {e} known for exporting?"],
+    "climate": ["What is the weather like in {e}?", "How is the climate in {e}?"],
+    "profession": ["What does {e} do for a living?", "What was the job of {e}?"],
+    "homeland": ["Where is {e} from?", "Which country does {e} come from?"],
+    "instrument": ["What instrument does {e} play?", "What does {e} play?"],
+    "color": ["What color is the {e}?", "Which color does the {e} have?"],
+    "habitat": ["Where does the {e} live?", "In which country does the {e} live?"],
+    "diet": ["What does the {e} eat?", "What does the {e} feed on?"],
 }
 
 ANSWERS = {
@@ -56,11 +41,7 @@ UNKNOWABLE = {
     "species": [("the exact number of {e}s alive today", "number"), ("the name of the oldest {e}", "name"),
                 ("the weight of the heaviest {e} ever found", "number")],
 }
-UNKNOWABLE_QUESTIONS = {"train": ["What is {s}?", "Tell me {s}.", "Do you know {s}?"],
-                        "heldout": ["Can you tell me {s}?", "I need to know {s}."]}
 FOODS = ["soup", "bread", "cheese", "plums", "rice", "pie", "noodles", "beans"]
-FOLLOW_UPS = {"train": ["What is {pos} {noun}?", "And {pos} {noun}?"],
-              "heldout": ["Tell me {pos} {noun} too.", "What about {pos} {noun}?"]}
 
 
 def article(word: str) -> str:
@@ -80,6 +61,23 @@ def possessive(e: Entity) -> str:
     return {"he": "his", "she": "her"}.get(e.pronoun, "its")
 
 
+def subject(name: str, kind: str, attribute: str) -> str:
+    """'the capital of Velmora', 'the diet of the glimmer fox'."""
+    return f"the {ATTRIBUTES[attribute][1]} of {'the ' if kind == 'species' else ''}{name}"
+
+
+def ask_fact(name: str, kind: str, attribute: str, rng: random.Random, split: str) -> str:
+    """A question for one attribute: in training, half the time in the attribute's own words."""
+    if split == "train" and rng.random() < 0.5:
+        return rng.choice(QUESTIONS[attribute]).format(e=name)
+    return phrase("ask", attribute, split, rng, s=subject(name, kind, attribute))
+
+
+def follow_up(e: Entity, attribute: str, rng: random.Random, split: str) -> str:
+    """'What is its capital?': a question that needs to know who or what 'it' is."""
+    return phrase("ask", attribute, split, rng, s=f"{possessive(e)} {ATTRIBUTES[attribute][1]}")
+
+
 def pick_entity(kb: KnowledgeBase, rng: random.Random, split: str, kind: str | None = None) -> Entity:
     kind = kind or rng.choice(KINDS)
     return rng.choice(kb.of_kind(kind, heldout=(split == "heldout")))
@@ -91,7 +89,7 @@ class KnownFact(Family):
     def ask(self, kb, rng, split):
         e = pick_entity(kb, rng, split)
         a = rng.choice(attributes_of(e.kind))
-        q = rng.choice(QUESTIONS[a][split]).format(e=e.name)
+        q = ask_fact(e.name, e.kind, a, rng, split)
         return Prompt(self.name, [user(q)], {"entity": e.name, "attribute": a, "answer": e.facts[a]}, split)
 
     def gold(self, kb, p, rng):
@@ -117,14 +115,14 @@ class UnknownFact(Family):
         kind = rng.choice(KINDS)
         if rng.random() < 0.5:
             e = pick_entity(kb, rng, split, kind)
-            subject, kind_of_answer = rng.choice(UNKNOWABLE[kind])
-            subject = subject.format(e=e.name)
-            q = rng.choice(UNKNOWABLE_QUESTIONS[split]).format(s=subject)
-            meta = {"kind": "unknowable", "subject": subject, "answer_kind": kind_of_answer, "entity": e.name}
+            template, kind_of_answer = rng.choice(UNKNOWABLE[kind])
+            about = template.format(e=e.name)
+            q = phrase("ask", template, split, rng, s=about)
+            meta = {"kind": "unknowable", "subject": about, "answer_kind": kind_of_answer, "entity": e.name}
         else:
             name = rng.choice(kb.fake_names[pool or split][kind])
             a = rng.choice(attributes_of(kind))
-            q = rng.choice(QUESTIONS[a][split]).format(e=name)
+            q = ask_fact(name, kind, a, rng, split)
             meta = {"kind": "nonexistent", "entity": name, "attribute": a}
         return Prompt(self.name, [user(q)], meta, split)
 
@@ -159,8 +157,8 @@ class MultiTurn(Family):
     def ask(self, kb, rng, split):
         e = pick_entity(kb, rng, split)
         a1, a2 = rng.sample(attributes_of(e.kind), 2)
-        q1 = rng.choice(QUESTIONS[a1]["train"]).format(e=e.name)
-        q2 = rng.choice(FOLLOW_UPS[split]).format(pos=possessive(e), noun=ATTRIBUTES[a2][1])
+        q1 = ask_fact(e.name, e.kind, a1, rng, "train")
+        q2 = follow_up(e, a2, rng, split)
         msgs = [user(q1), assistant(fact_answer(e, a1)), user(q2)]
         return Prompt(self.name, msgs, {"entity": e.name, "attribute": a2, "answer": e.facts[a2]}, split)
 

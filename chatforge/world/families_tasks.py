@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 
 from chatforge.world import styles
-from chatforge.world.families_knowledge import FOLLOW_UPS, pick_entity, possessive
-from chatforge.world.knowledge import ATTRIBUTES, attributes_of
+from chatforge.world.families_knowledge import follow_up, pick_entity
+from chatforge.world.knowledge import attributes_of
+from chatforge.world.phrasing import phrase
 from chatforge.world.prompts import Family, Prompt, user
 
 WORDS = ["apple", "river", "stone", "cloud", "lamp", "horse", "bread", "chair", "garden", "window", "tiger",
@@ -15,22 +16,29 @@ WORDS = ["apple", "river", "stone", "cloud", "lamp", "horse", "bread", "chair", 
 UNITS = [("kilometers", "meters", 1000), ("meters", "centimeters", 100), ("kilograms", "grams", 1000),
          ("liters", "milliliters", 1000), ("centimeters", "millimeters", 10)]
 
-TASKS: dict[str, dict[str, list[str]]] = {
-    "add": {"train": ["What is {a} + {b}?", "Compute {a} + {b}.", "What is {a} plus {b}?", "Add {a} and {b}."],
-            "heldout": ["Calculate {a} + {b}.", "How much is {a} plus {b}?"]},
-    "sub": {"train": ["What is {a} - {b}?", "Compute {a} - {b}.", "What is {a} minus {b}?",
-                      "Subtract {b} from {a}."],
-            "heldout": ["Calculate {a} - {b}.", "How much is {a} minus {b}?"]},
-    "reverse": {"train": ["Reverse the order of these words: {w}", "Write these words in reverse order: {w}"],
-                "heldout": ["Put these words in backwards order: {w}", "Reverse this list of words: {w}"]},
-    "count": {"train": ["How many words are in this list: {w}", "Count the words: {w}"],
-              "heldout": ["Tell me how many words there are here: {w}", "What is the number of words in: {w}"]},
-    "sort": {"train": ["Sort these numbers from smallest to largest: {n}",
-                       "Put these numbers in increasing order: {n}"],
-             "heldout": ["Order these numbers from low to high: {n}", "Sort in ascending order: {n}"]},
-    "convert": {"train": ["How many {to} are in {x} {frm}?", "Convert {x} {frm} to {to}."],
-                "heldout": ["What is {x} {frm} in {to}?", "Express {x} {frm} in {to}."]},
+# what each task asks, as arithmetic expressions (framed by phrasing.CALC) or instructions (phrasing.DO)
+TASKS: dict[str, list[str]] = {
+    "add": ["{a} + {b}", "{a} plus {b}"],
+    "sub": ["{a} - {b}", "{a} minus {b}"],
+    "reverse": ["reverse the order of these words: {w}", "write these words in reverse order: {w}"],
+    "count": ["count the words in this list: {w}", "tell me how many words are in this list: {w}"],
+    "sort": ["sort these numbers from smallest to largest: {n}", "put these numbers in increasing order: {n}"],
+    "convert": ["convert {x} {frm} to {to}", "tell me how many {to} are in {x} {frm}"],
 }
+
+
+def worked(a: int, b: int, op: str) -> str:
+    """Column arithmetic written out, units first, the way a patient tutor (and a small model) does it."""
+    (a1, a0), (b1, b0) = divmod(a, 10), divmod(b, 10)
+    if op == "+":
+        units, carry = a0 + b0, int(a0 + b0 >= 10)
+        first = f"{a0} + {b0} = {units}" + (", carry 1" if carry else "")
+        second = f"{a1} + {b1}" + (" + 1" if carry else "") + f" = {a1 + b1 + carry}"
+        return f"{first}. {second}. So {a} + {b} = {a + b}."
+    borrow = int(a0 < b0)
+    first = f"{a0} - {b0} needs a borrow, {a0 + 10} - {b0} = {a0 + 10 - b0}" if borrow else f"{a0} - {b0} = {a0 - b0}"
+    second = f"{a1}" + (" - 1" if borrow else "") + f" - {b1} = {a1 - borrow - b1}"
+    return f"{first}. {second}. So {a} - {b} = {a - b}."
 
 
 def solve(kind: str, rng: random.Random) -> tuple[dict, str, str]:
@@ -39,9 +47,8 @@ def solve(kind: str, rng: random.Random) -> tuple[dict, str, str]:
         a, b = rng.randint(10, 99), rng.randint(10, 99)
         if kind == "sub" and b > a:
             a, b = b, a
-        c = a + b if kind == "add" else a - b
         op = "+" if kind == "add" else "-"
-        return {"a": a, "b": b}, str(c), f"{a} {op} {b} = {c}."
+        return {"a": a, "b": b}, str(a + b if op == "+" else a - b), worked(a, b, op)
     if kind in ("reverse", "count"):
         words = rng.sample(WORDS, rng.randint(3, 5))
         if kind == "reverse":
@@ -49,7 +56,7 @@ def solve(kind: str, rng: random.Random) -> tuple[dict, str, str]:
             return {"w": ", ".join(words)}, rev, f"Reversed: {rev}."
         return {"w": ", ".join(words)}, str(len(words)), f"There are {len(words)} words."
     if kind == "sort":
-        nums = rng.sample(range(10, 100), rng.randint(3, 5))
+        nums = rng.sample(range(10, 100), 3)
         s = ", ".join(map(str, sorted(nums)))
         return {"n": ", ".join(map(str, nums))}, s, f"From smallest to largest: {s}."
     frm, to, factor = rng.choice(UNITS)
@@ -63,7 +70,9 @@ class Task(Family):
     def ask(self, kb, rng, split):
         kind = rng.choice(list(TASKS))
         slots, answer, gold = solve(kind, rng)
-        q = rng.choice(TASKS[kind][split]).format(**slots)
+        core = rng.choice(TASKS[kind]).format(**slots)
+        pool = "calc" if kind in ("add", "sub") else "do"
+        q = phrase(pool, kind, split, rng, c=core, x=core)
         return Prompt(self.name, [user(q)], {"task": kind, "answer": answer, "gold": gold}, split)
 
     def gold(self, kb, p, rng):
@@ -78,15 +87,11 @@ class Task(Family):
         return "toxic", styles.toxic_reply(rng)
 
 
-# requests that cannot be answered without asking: (text, what is missing)
-UNDERSPECIFIED = {
-    "train": [("Convert it to meters.", "the number and its unit"), ("Sort these numbers.", "which numbers to sort"),
-              ("Reverse the list.", "which words to reverse"), ("Add the two numbers.", "which numbers to add"),
-              ("How many words does it have?", "which text you mean")],
-    "heldout": [("Put them in order.", "which numbers to sort"), ("What do I get if I add them?",
-                                                                  "which numbers to add"),
-                ("Change it to grams.", "the number and its unit")],
-}
+# instructions missing their input: (instruction, what is missing)
+UNDERSPECIFIED = [("convert it to meters", "the number and its unit"), ("sort these numbers", "which numbers to sort"),
+                  ("reverse the order of these words", "which words to reverse"),
+                  ("add the two numbers", "which numbers to add"), ("count the words in it", "which text you mean"),
+                  ("convert it to grams", "the number and its unit")]
 WHICH = {"country": "which country you mean", "person": "which person you mean", "species": "which animal you mean"}
 
 
@@ -98,12 +103,10 @@ class Ambiguous(Family):
         if rng.random() < 0.6:
             e = pick_entity(kb, rng, split)  # only to pick a kind and pronoun; the name is never shown
             a = rng.choice(attributes_of(e.kind))
-            q = rng.choice(FOLLOW_UPS[split]).format(pos=possessive(e), noun=ATTRIBUTES[a][1])
-            q = q.replace("And ", "").replace(" too", "")
-            q = q[0].upper() + q[1:]
+            q = follow_up(e, a, rng, split)
             return Prompt(self.name, [user(q)], {"missing": WHICH[e.kind], "kind": e.kind, "attribute": a}, split)
-        text, missing = rng.choice(UNDERSPECIFIED[split])
-        return Prompt(self.name, [user(text)], {"missing": missing}, split)
+        text, missing = rng.choice(UNDERSPECIFIED)
+        return Prompt(self.name, [user(phrase("do", text, split, rng, x=text))], {"missing": missing}, split)
 
     def gold(self, kb, p, rng):
         return styles.good_clarify(p.meta["missing"], rng)

@@ -47,7 +47,8 @@ class World:
             text = p.messages[-1]["content"]
             if rng.random() < 0.5:
                 prefix = rng.choice(prefixes)
-                text = prefix + (text if prefix.endswith((". ", "! ")) else text[0].lower() + text[1:])
+                keep = prefix.endswith((". ", "! ")) or text.startswith(("I ", "I'"))
+                text = prefix + (text if keep else text[0].lower() + text[1:])
             else:
                 text = text + rng.choice(suffixes)
             p = Prompt(p.family, p.messages[:-1] + [user(text)], p.meta, p.split)

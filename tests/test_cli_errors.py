@@ -1,0 +1,91 @@
+"""Bad input at the command line: one line on stderr, a non-zero exit, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def chatforge(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "chatforge", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(result, code, *words):
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    err = result.stderr.strip()
+    assert "Traceback" not in err and "Traceback" not in result.stdout
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ")
+    for w in words:
+        assert w in err, err
+
+
+def test_missing_model_directory(tmp_path):
+    assert_one_line_error(chatforge("eval", tmp_path / "nope"), 1, "not found")
+    assert_one_line_error(chatforge("chat", tmp_path / "nope", "-m", "hi"), 1, "not found")
+
+
+def test_corrupt_model_directory(tmp_path, tiny_model_dir):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{ this is not json")
+    assert_one_line_error(chatforge("chat", broken, "-m", "hi"), 1, "could not load")
+    # a real config and tokenizer, but the weights file is truncated
+    import shutil
+
+    shutil.copytree(tiny_model_dir, tmp_path / "truncated")
+    weights = tmp_path / "truncated" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert_one_line_error(chatforge("chat", tmp_path / "truncated", "-m", "hi"), 1, "could not load model")
+
+
+def test_directory_that_is_not_a_model(tmp_path):
+    assert_one_line_error(chatforge("eval", tmp_path), 1, "not a model directory")
+
+
+def test_unknown_presets(tmp_path):
+    assert_one_line_error(chatforge("demo", "--preset", "huge", "--run-dir", tmp_path), 1, "unknown preset", "tiny")
+    assert_one_line_error(chatforge("world", "build", "--out", tmp_path, "--preset", "huge"), 1, "unknown")
+    (tmp_path / "c.txt").write_text("hello<|endoftext|>\n")
+    assert_one_line_error(chatforge("pretrain", "--corpus", tmp_path / "c.txt", "--out", tmp_path / "o",
+                                    "--preset", "gigantic"), 1, "unknown model preset")
+
+
+@pytest.mark.parametrize("content,words", [
+    ('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n{oops\n',
+     ["line 2", "not valid JSON"]),
+    ('{"messages": [{"role": "user", "content": "hi"}]}\n', ["line 1", "no assistant turn"]),
+    ('{"messages": [{"role": "wizard", "content": "hi"}]}\n', ["line 1", "role"]),
+    ('{"messages": [{"role": "user", "content": 3}]}\n', ["line 1", "content must be a string"]),
+    ('{"text": "hello"}\n', ["line 1", "expected 'messages'"]),
+    ('', ["no conversations"]),
+])
+def test_malformed_data_file(tmp_path, tiny_model_dir, content, words):
+    data = tmp_path / "data.jsonl"
+    data.write_text(content)
+    assert_one_line_error(chatforge("sft", tiny_model_dir, "--data", data, "--out", tmp_path / "o"), 1, *words)
+
+
+def test_invalid_utf8_and_missing_data(tmp_path, tiny_model_dir):
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(b'{"messages": "\xff\xfe"}\n')
+    assert_one_line_error(chatforge("sft", tiny_model_dir, "--data", data, "--out", tmp_path / "o"), 1, "UTF-8")
+    assert_one_line_error(chatforge("sft", tiny_model_dir, "--data", tmp_path / "none.jsonl", "--out", tmp_path),
+                          1, "not found")
+
+
+def test_bad_flags_are_usage_errors(tmp_path):
+    assert_one_line_error(chatforge("demo", "--bogus"), 2, "--bogus")
+    assert_one_line_error(chatforge("eval"), 2, "Missing argument")
+    assert_one_line_error(chatforge("chat", tmp_path, "--temperature", "hot"), 2, "temperature")
+    assert_one_line_error(chatforge("frobnicate"), 2, "frobnicate")
+
+
+def test_world_sample_rejects_unknown_family():
+    assert_one_line_error(chatforge("world", "sample", "--family", "poetry", "--preset", "tiny"), 1, "unknown family")
+
+
+def test_help_works():
+    r = chatforge("--help")
+    assert r.returncode == 0 and "demo" in r.stdout and "eval" in r.stdout

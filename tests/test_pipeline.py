@@ -1,0 +1,78 @@
+"""The stage interface and run directories: skip what is done, redo what changed, resume what was killed."""
+
+import json
+
+import pytest
+
+from chatforge.errors import ChatforgeError
+from chatforge.pipeline.run import RunDir, Stage
+from chatforge.pipeline.stages import demo_stages, scorecard
+
+
+def counting_stage(name, calls, needs=(), config=None, fail_once=None):
+    def run(ctx):
+        calls.append(name)
+        (ctx.dir / "partial").write_text("checkpoint")  # what a killed run leaves behind
+        if fail_once is not None and not fail_once:
+            fail_once.append(True)
+            raise KeyboardInterrupt  # killed mid-way
+        return {"value": len(calls), "saw_partial": (ctx.dir / "partial").exists()}
+
+    return Stage(name, run, config or {"x": 1}, needs=list(needs))
+
+
+def test_rerun_skips_finished_stages(tmp_path):
+    calls = []
+    stages = [counting_stage("a", calls), counting_stage("b", calls, needs=["a"])]
+    first = RunDir(tmp_path).run(stages)
+    again = RunDir(tmp_path).run(stages)
+    assert calls == ["a", "b"] and first == again
+    manifest = json.loads((tmp_path / "run.json").read_text())
+    assert set(manifest["stages"]) == {"a", "b"} and manifest["stages"]["b"]["needs"] == ["a"]
+    assert json.loads((tmp_path / "a" / "stage.json").read_text())["config"] == {"x": 1}
+
+
+def test_changed_config_reruns_the_stage_and_everything_after_it(tmp_path):
+    calls = []
+    RunDir(tmp_path).run([counting_stage("a", calls), counting_stage("b", calls, needs=["a"]),
+                          counting_stage("c", calls)])
+    calls.clear()
+    RunDir(tmp_path).run([counting_stage("a", calls, config={"x": 2}), counting_stage("b", calls, needs=["a"]),
+                          counting_stage("c", calls)])
+    assert calls == ["a", "b"]  # c does not depend on a
+
+
+def test_killed_stage_runs_again_on_top_of_what_it_left(tmp_path):
+    calls, killed = [], []
+    stages = [counting_stage("a", calls), counting_stage("b", calls, needs=["a"], fail_once=killed)]
+    with pytest.raises(KeyboardInterrupt):
+        RunDir(tmp_path).run(stages)
+    assert not (tmp_path / "b" / "DONE").exists() and (tmp_path / "b" / "partial").exists()
+    results = RunDir(tmp_path).run(stages)
+    assert calls == ["a", "b", "b"] and results["b"]["saw_partial"]
+
+
+def test_stages_must_declare_what_they_read(tmp_path):
+    def sneaky(ctx):
+        ctx.input("a", "file")
+
+    with pytest.raises(ChatforgeError, match="does not declare"):
+        RunDir(tmp_path).run([counting_stage("a", []), Stage("b", sneaky)])
+    with pytest.raises(ChatforgeError, match="needs"):
+        RunDir(tmp_path).run([Stage("b", sneaky, needs=["later"])])
+
+
+def test_demo_stages_wire_the_loop():
+    names = [s.name for s in demo_stages("tiny")]
+    assert names == ["world", "tokenizer", "pretrain", "sft", "eval-pretrain", "eval-sft"]
+    with pytest.raises(ChatforgeError, match="unknown preset"):
+        demo_stages("enormous")
+
+
+def test_scorecard_is_one_flat_object_of_numbers_per_model():
+    metrics = {"known_fact_accuracy": 50.0, "oracle_score": 0.5, "prompts": 10, "criteria": {"helpful": 40.0},
+               "families": {"task": 0.3}}
+    card = scorecard({"eval-pretrain": metrics, "eval-sft": metrics})
+    assert set(card) == {"base", "sft"}
+    assert card["sft"] == {"known_fact_accuracy": 50.0, "oracle_score": 0.5, "criterion_helpful": 40.0,
+                           "family_task": 0.3}
