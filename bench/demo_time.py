@@ -28,12 +28,14 @@ def cpu_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def one_run(preset: str, threads: int) -> dict:
+def one_run(preset: str, threads: int, keep: Path | None = None) -> dict:
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "run"
+        run_dir = keep if keep else Path(tmp) / "run"
+        if run_dir.exists():
+            sys.exit(f"{run_dir} exists: a timing needs a fresh run directory")
         before_busy, before_total = cpu_jiffies()
         before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.time()
@@ -60,8 +62,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="0 = torch's default")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--keep", type=Path, help="run in this (new) directory and keep it")
     args = ap.parse_args()
-    runs = [one_run(args.preset, args.threads) for _ in range(args.repeats)]
+    runs = [one_run(args.preset, args.threads, args.keep if args.repeats == 1 else None) for _ in range(args.repeats)]
     summary = {"preset": args.preset, "cores": os.cpu_count(), "runs": runs,
                "median_wall_s": statistics.median(r["wall_s"] for r in runs),
                "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}

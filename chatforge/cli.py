@@ -97,7 +97,7 @@ def pretrain(corpus: Path = typer.Option(..., help="Text file; documents end wit
              vocab_size: int = typer.Option(2048), epochs: float = typer.Option(1.0),
              batch_size: int = typer.Option(32), seq_len: int = typer.Option(256),
              learning_rate: float = typer.Option(2e-3), precision: str = typer.Option("auto"),
-             seed: int = typer.Option(0)):
+             save_every: int = typer.Option(50, help="Checkpoint every N steps."), seed: int = typer.Option(0)):
     """Pretrain a Llama-architecture model from scratch. Resumes from OUT/checkpoints if killed."""
     from chatforge.models.presets import MODEL_PRESETS
     from chatforge.train.pretrain import PretrainConfig
@@ -116,7 +116,7 @@ def pretrain(corpus: Path = typer.Option(..., help="Text file; documents end wit
 
     metrics = run(PretrainConfig(corpus=str(corpus), tokenizer=str(tokenizer), output_dir=str(out_dir), preset=preset,
                                  epochs=epochs, batch_size=batch_size, seq_len=seq_len, learning_rate=learning_rate,
-                                 precision=precision, seed=seed))
+                                 precision=precision, save_every=save_every, seed=seed))
     out.print_json(data=metrics)
 
 
@@ -191,7 +191,8 @@ def demo(preset: str = typer.Option("small", help="tiny (seconds) or small (minu
     results = RunDir(run_dir).run(demo_stages(preset))
     card = write_scorecard(run_dir, results)
     print_scorecard(card, out)
-    out.print(f"scorecard: {run_dir / 'scorecard.json'}   talk to it: chatforge chat {run_dir / 'sft' / 'model'}")
+    out.print(f"scorecard: {run_dir / 'scorecard.json'}", soft_wrap=True)
+    out.print(f"talk to it: chatforge chat {run_dir / 'sft' / 'model'}", soft_wrap=True)
     if chat_after and sys.stdin.isatty():
         from chatforge.serve.terminal import chat_loop
 

@@ -137,3 +137,13 @@ def test_sft_on_a_qwen2_with_the_qwen_template(tiny_tokenizer_dir, conversations
     assert info["assistant_mask"] == "trl-training-template"
     trained = tok.decode([x for x in trainer.train_dataset[0]["labels"] if x != -100])
     assert "2 + 3 = 5." in trained and "You're welcome!" in trained and "What is" not in trained
+
+
+def test_pretraining_mix_trains_on_every_token_of_a_document(tiny_model_dir, tiny_world, conversations_file, tmp_path):
+    cfg = SFTConfig(data=str(conversations_file([CONVERSATION] * 4)), model=str(tiny_model_dir),
+                    output_dir=str(tmp_path / "out"), text_data=str(tiny_world / "corpus.txt"), text_mix=0.5)
+    trainer, tok, info = build_trainer(cfg, progress=False)
+    assert info["text_documents"] == 2 and len(trainer.train_dataset) == 6
+    docs = [row for row in trainer.train_dataset if -100 not in row["labels"]]
+    assert len(docs) == 2 and all(row["labels"] == row["input_ids"] for row in docs)
+    assert tok.decode(docs[0]["input_ids"]).endswith("<|endoftext|>")

@@ -7,7 +7,7 @@ import pytest
 
 from chatforge.world.build import build_world_dir
 from chatforge.world.config import WorldConfig
-from chatforge.world.families_safety import HARMFUL, WRAPPERS
+from chatforge.world.families_safety import BENIGN, HARMFUL, WRAPPERS
 from chatforge.world.world import FAMILIES, World
 
 BRIEF_FAMILIES = {"known_fact", "unknown_fact", "task", "ambiguous", "identity", "harmful", "benign_scary",
@@ -77,9 +77,9 @@ def test_heldout_phrasings_and_wrappers_never_in_training_prompts(built):
     for template in WRAPPERS["heldout"].values():
         if template:
             assert template.split("{")[0][:40] not in training_text
-    for act_list in HARMFUL.values():
-        for act in act_list["heldout"]:
-            assert act not in training_text
+    for requests in (*HARMFUL.values(), BENIGN):  # a request about a held-out object
+        for template, objects, *_ in requests:
+            assert template.format(o=objects[-1]) not in training_text
     evals = read_jsonl(out / "eval.jsonl")
     assert all(p["split"] == "heldout" for p in evals)
     assert {p["meta"]["wrapper"] for p in evals if p["family"] == "jailbreak"} <= set(WRAPPERS["heldout"])

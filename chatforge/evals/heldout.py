@@ -39,7 +39,8 @@ def read_world_config(path: Path) -> WorldConfig:
 
 
 def evaluate(model_path: str, world_cfg: WorldConfig, sampling: SamplingConfig | None = None,
-             samples_path: Path | None = None, progress: bool = True, model_and_tokenizer=None) -> dict:
+             samples_path: Path | None = None, progress: bool = True, model_and_tokenizer=None,
+             label: str | None = None) -> dict:
     from chatforge.models.loading import load_model
     from chatforge.train.progress import progress_bar
 
@@ -50,7 +51,7 @@ def evaluate(model_path: str, world_cfg: WorldConfig, sampling: SamplingConfig |
     bar = progress_bar() if progress else None
     if bar:
         bar.start()
-        task = bar.add_task(f"eval {Path(model_path).name}", total=len(prompts), info="")
+        task = bar.add_task(f"eval {label or model_path}", total=len(prompts), info="")
     try:
         replies = reply(model, tok, [p.messages for p in prompts], sampling,
                         on_batch=(lambda n: bar.advance(task, n)) if bar else None)

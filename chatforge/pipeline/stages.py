@@ -48,8 +48,9 @@ def pretrain_stage(ctx: StageContext) -> dict:
 def sft_stage(ctx: StageContext) -> dict:
     from chatforge.train.sft import SFTConfig, sft
 
+    corpus = str(ctx.input("world", "corpus.txt")) if ctx.stage.config.get("text_mix") else None
     return sft(SFTConfig(data=str(ctx.input("world", "sft.jsonl")), model=str(ctx.input("pretrain", "model")),
-                         output_dir=str(ctx.dir), **ctx.stage.config))
+                         output_dir=str(ctx.dir), text_data=corpus, **ctx.stage.config))
 
 
 def eval_stage(ctx: StageContext) -> dict:
@@ -59,7 +60,7 @@ def eval_stage(ctx: StageContext) -> dict:
     model_stage = ctx.stage.needs[-1]
     world = WorldConfig.from_dict(json.loads(ctx.input("world", WORLD_FILE).read_text()))
     metrics = evaluate(str(ctx.input(model_stage, "model")), world, SamplingConfig(**ctx.stage.config),
-                       samples_path=ctx.dir / "samples.jsonl")
+                       samples_path=ctx.dir / "samples.jsonl", label=MODEL_STAGES[model_stage])
     (ctx.dir / "report.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 

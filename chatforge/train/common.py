@@ -11,9 +11,12 @@ from transformers.trainer_utils import get_last_checkpoint
 
 
 def quiet_hf() -> None:
+    import warnings
+
     import datasets
     import transformers
 
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()

@@ -34,6 +34,17 @@ class PretrainConfig:
     precision: str = "auto"
     save_every: int = 50
     seed: int = 0
+    compile: bool = False  # torch.compile: fixed-shape blocks compile once
+    shuffle: bool = True  # False: read the corpus in order (a curriculum, if the corpus is written as one)
+
+
+def can_compile() -> bool:
+    """torch.compile on CPU builds C++ kernels: it needs a compiler, or we train uncompiled."""
+    import shutil
+
+    import torch
+
+    return torch.cuda.is_available() or bool(shutil.which("g++") or shutil.which("c++"))
 
 
 def pack(tokenizer, corpus: Path, seq_len: int) -> list[list[int]]:
@@ -64,7 +75,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     blocks = pack(tokenizer, Path(cfg.corpus), cfg.seq_len)
     model = new_model(cfg.preset, tokenizer, cfg.seed)
-    args = TrainingArguments(**trainer_arguments(cfg, out))
+    args = TrainingArguments(**trainer_arguments(cfg, out), torch_compile=cfg.compile and can_compile(),
+                             train_sampling_strategy="random" if cfg.shuffle else "sequential")
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
                       callbacks=[RichProgress("pretrain")] if progress else [])

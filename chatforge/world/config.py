@@ -17,7 +17,7 @@ class WorldConfig:
     species: int = 16
     heldout_entity_share: float = 0.25
     # pretraining corpus, in characters (about 3 characters per token with the world's tokenizer)
-    corpus_chars: int = 5_000_000
+    corpus_chars: int = 6_500_000
     # labeller-sized SFT demonstrations, and the (larger) prompt pool later stages sample from
     sft_demos: int = 2400
     train_prompts: int = 6000

@@ -39,3 +39,11 @@ def phrase(pool: str, key: str, split: str, rng: random.Random, **slots) -> str:
     choices = held if split == "heldout" else [f for f in POOLS[pool] if f not in held]
     text = rng.choice(choices).format(**slots)
     return text[0].upper() + text[1:]
+
+
+def request(items: list[tuple], split: str, rng: random.Random) -> tuple:
+    """A request made of a template and an object, (template, request, *rest): each template's last object is
+    held out, so a held-out request is a known kind of request about something new."""
+    template, objects, *rest = rng.choice(items)
+    obj = objects[-1] if split == "heldout" else rng.choice(objects[:-1])
+    return (template, template.format(o=obj), *rest)

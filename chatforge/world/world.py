@@ -21,13 +21,12 @@ from chatforge.world.prompts import Family, Prompt, assistant, user
 FAMILIES: list[Family] = [KnownFact(), UnknownFact(), Task(), Ambiguous(), Identity(), Harmful(), BenignScary(),
                           Jailbreak(), MultiTurn(), SmallTalk()]
 # share of each family in SFT demonstrations and in the prompt pool of later stages
-MIX = {"known_fact": 0.18, "unknown_fact": 0.13, "task": 0.17, "ambiguous": 0.08, "identity": 0.08,
-       "harmful": 0.08, "benign_scary": 0.08, "jailbreak": 0.08, "multi_turn": 0.08, "small_talk": 0.04}
+MIX = {"known_fact": 0.18, "unknown_fact": 0.12, "task": 0.17, "ambiguous": 0.06, "identity": 0.1,
+       "harmful": 0.1, "benign_scary": 0.08, "jailbreak": 0.07, "multi_turn": 0.08, "small_talk": 0.04}
 # families whose question stays a fine opener after other turns (an ambiguous one would not be ambiguous)
 CHAINABLE = ("known_fact", "unknown_fact", "task", "identity", "harmful", "benign_scary", "small_talk")
-# how people wrap a request; held-out prompts use wrappings never seen in training
-DECORATIONS = {"train": (["Hi! ", "Quick question: ", "Please help. "], [" Thanks.", " Please answer briefly."]),
-               "heldout": (["Hey there, ", "I was wondering. "], [" Thank you!"])}
+# how people wrap a request (the same in every split: what is held out is the request itself)
+DECORATIONS = (["Hi! ", "Quick question: ", "Hey there, ", "I was wondering. "], [" Thanks.", " Thank you!"])
 
 
 class World:
@@ -43,7 +42,7 @@ class World:
     def ask(self, family: str, rng: random.Random, split: str) -> Prompt:
         p = self.families[family].ask(self.kb, rng, split)
         if family != "small_talk" and rng.random() < 0.5:
-            prefixes, suffixes = DECORATIONS[split]
+            prefixes, suffixes = DECORATIONS
             text = p.messages[-1]["content"]
             if rng.random() < 0.5:
                 prefix = rng.choice(prefixes)

@@ -1,0 +1,103 @@
+"""Tiny end-to-end runs: pretraining learns and resumes after kill -9, eval and chat work, the demo runs."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def chatforge(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "chatforge", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def test_pretrain_learns_and_saves_a_loadable_model(tiny_world, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "pre"
+    r = chatforge("pretrain", "--corpus", tiny_world / "corpus.txt", "--out", out, "--preset", "tiny",
+                  "--seq-len", 64, "--batch-size", 16, "--epochs", 0.3, "--learning-rate", 3e-3, "--vocab-size", 512)
+    assert r.returncode == 0, r.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = json.loads((out / "log_history.json").read_text())
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses[-1] < 0.6 * losses[0]  # it learned something
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    assert (out / "model" / "model.safetensors").is_file() and tok.chat_template
+    # saved and reloaded weights give the same logits
+    x = torch.tensor([tok("The capital of")["input_ids"]])
+    again = AutoModelForCausalLM.from_pretrained(out / "model")
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, again(x).logits)
+    assert metrics["steps"] > 0
+
+
+def test_pretrain_resumes_after_kill_minus_9(tiny_world, tmp_path):
+    out = tmp_path / "pre"
+    args = [sys.executable, "-m", "chatforge", "pretrain", "--corpus", str(tiny_world / "corpus.txt"), "--out",
+            str(out), "--preset", "tiny", "--seq-len", "64", "--batch-size", "4", "--epochs", "1",
+            "--vocab-size", "512", "--save-every", "10"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((out / "checkpoints").glob("checkpoint-*")):
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints, "no checkpoint before the kill"
+    assert not (out / "metrics.json").exists()  # it really was killed before the end
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_from"] is not None and metrics["resumed_from"].startswith("checkpoint-")
+    assert int(metrics["resumed_from"].split("-")[1]) >= 10
+
+
+def test_eval_and_chat_on_a_tiny_model(tiny_model_dir, tmp_path):
+    report = tmp_path / "report.json"
+    r = chatforge("eval", tiny_model_dir, "--json", report, "--samples", tmp_path / "s.jsonl", "--max-new-tokens", 8)
+    assert r.returncode == 0, r.stderr[-2000:]
+    metrics = json.loads(report.read_text())
+    for key in ("known_fact_accuracy", "task_accuracy", "unknown_admission", "harmful_refusal", "over_refusal",
+                "clarification_rate", "identity_honesty", "jailbreak_asr", "oracle_score"):
+        assert metrics[key] is not None
+    assert set(metrics["families"]) == {"known_fact", "unknown_fact", "task", "ambiguous", "identity", "harmful",
+                                        "benign_scary", "jailbreak", "multi_turn", "small_talk"}
+    samples = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(samples) == metrics["prompts"] and all("verdict" in s for s in samples)
+    r = chatforge("chat", tiny_model_dir, "-m", "Hello!", "--max-new-tokens", 5, "--seed", 1)
+    assert r.returncode == 0 and r.stdout.strip() == r.stdout.strip()  # one reply, printed
+    same = chatforge("chat", tiny_model_dir, "-m", "Hello!", "--max-new-tokens", 5, "--seed", 1)
+    assert same.stdout == r.stdout  # a seed makes sampling repeatable
+
+
+def test_interactive_chat_keeps_the_conversation(tiny_model_dir):
+    r = subprocess.run([sys.executable, "-m", "chatforge", "chat", str(tiny_model_dir), "--max-new-tokens", "4"],
+                       input="Hello!\nAre you a human?\n/reset\nHi\n/exit\n", capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("assistant>") == 3 and "new conversation" in r.stdout
+
+
+def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
+    run = tmp_path / "run"
+    r = chatforge("demo", "--preset", "tiny", "--run-dir", run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    card = json.loads((run / "scorecard.json").read_text())
+    assert set(card) == {"base", "sft"}
+    assert all(isinstance(v, (int, float)) for m in card.values() for v in m.values())
+    # SFT teaches the assistant's manners even to a model this small
+    assert card["sft"]["oracle_score"] > card["base"]["oracle_score"]
+    assert card["sft"]["harmful_refusal"] > card["base"]["harmful_refusal"]
+    for stage in ("world", "tokenizer", "pretrain", "sft", "eval-pretrain", "eval-sft"):
+        assert (run / stage / "DONE").is_file() and (run / stage / "stage.json").is_file()
+    again = chatforge("demo", "--preset", "tiny", "--run-dir", run)
+    assert again.returncode == 0 and again.stderr.count("already done") == 6
