@@ -27,7 +27,7 @@ def test_pretrain_learns_and_saves_a_loadable_model(tiny_world, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     history = json.loads((out / "log_history.json").read_text())
     losses = [h["loss"] for h in history if "loss" in h]
-    assert losses[-1] < 0.6 * losses[0]  # it learned something
+    assert losses[-1] < losses[0] - 1.0  # it learned something (nats per token)
     model = AutoModelForCausalLM.from_pretrained(out / "model")
     tok = AutoTokenizer.from_pretrained(out / "model")
     assert (out / "model" / "model.safetensors").is_file() and tok.chat_template

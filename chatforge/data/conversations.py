@@ -34,7 +34,8 @@ def to_messages(record: dict) -> list[dict]:
                 raise ValueError(f"unknown ShareGPT turn {str(t)[:60]}")
             messages.append({"role": SHAREGPT_ROLES[t["from"]], "content": t.get("value")})
     elif "prompt" in record and "completion" in record:
-        messages = [{"role": "user", "content": record["prompt"]}, {"role": "assistant", "content": record["completion"]}]
+        messages = [{"role": "user", "content": record["prompt"]},
+                    {"role": "assistant", "content": record["completion"]}]
     else:
         raise ValueError("expected 'messages', 'conversations' or 'prompt'+'completion'")
     return validate(messages)

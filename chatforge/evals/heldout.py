@@ -39,14 +39,13 @@ def read_world_config(path: Path) -> WorldConfig:
 
 
 def evaluate(model_path: str, world_cfg: WorldConfig, sampling: SamplingConfig | None = None,
-             samples_path: Path | None = None, progress: bool = True, model_and_tokenizer=None,
-             label: str | None = None) -> dict:
+             samples_path: Path | None = None, progress: bool = True, label: str | None = None) -> dict:
     from chatforge.models.loading import load_model
     from chatforge.train.progress import progress_bar
 
     world = World(world_cfg)
     prompts = world.eval_prompts()
-    model, tok = model_and_tokenizer or load_model(model_path)
+    model, tok = load_model(model_path)
     sampling = sampling or SamplingConfig(max_new_tokens=48)
     bar = progress_bar() if progress else None
     if bar:

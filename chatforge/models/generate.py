@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from chatforge.models.markup import DOC_END
+
 
 @dataclass
 class SamplingConfig:
@@ -27,7 +29,7 @@ class SamplingConfig:
 def stop_ids(model, tokenizer) -> list[int]:
     ids = model.generation_config.eos_token_id
     ids = list(ids) if isinstance(ids, (list, tuple)) else ([ids] if ids is not None else [])
-    for token in (tokenizer.eos_token, "<|endoftext|>"):
+    for token in (tokenizer.eos_token, DOC_END):
         tid = tokenizer.convert_tokens_to_ids(token) if token else None
         if tid is not None and tid != tokenizer.unk_token_id and tid not in ids:
             ids.append(tid)

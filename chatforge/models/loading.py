@@ -24,9 +24,9 @@ def check_model_dir(path: str) -> None:
 
 
 def load_tokenizer(path: str):
+    check_model_dir(path)
     from transformers import AutoTokenizer
 
-    check_model_dir(path)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - any failure to parse is the user's file, not our bug
@@ -40,6 +40,7 @@ def load_tokenizer(path: str):
 
 def load_model(path: str, device: str | None = None):
     """(model, tokenizer) ready for generation, in eval mode."""
+    check_model_dir(path)
     import torch
     from transformers import AutoModelForCausalLM
 

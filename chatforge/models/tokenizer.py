@@ -12,8 +12,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-PAD, DOC_END, END = "<|pad|>", "<|endoftext|>", "<|end|>"
-SPECIAL_TOKENS = [PAD, DOC_END, "<|system|>", "<|user|>", "<|assistant|>", END]
+from chatforge.models.markup import END, PAD, SPECIAL_TOKENS
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"

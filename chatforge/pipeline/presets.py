@@ -9,9 +9,9 @@ PIPELINE_PRESETS: dict[str, dict] = {
     "tiny": {
         "world": "tiny",
         "tokenizer": {"vocab_size": 1024},
-        "pretrain": {"preset": "tiny", "epochs": 1.0, "seq_len": 128, "batch_size": 16, "learning_rate": 3e-3,
+        "pretrain": {"preset": "tiny", "epochs": 2.0, "seq_len": 128, "batch_size": 8, "learning_rate": 3e-3,
                      "save_every": 200},
-        "sft": {"epochs": 2.0, "batch_size": 16, "learning_rate": 2e-3},
+        "sft": {"epochs": 4.0, "batch_size": 8, "learning_rate": 3e-3, "save_every": 200},
         "eval": {"max_new_tokens": 32},
     },
     # minutes on 2 CPU cores: a ~4M-parameter model that learns the world's facts and the assistant's manners

@@ -6,9 +6,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-from transformers.trainer_utils import get_last_checkpoint
-
 
 def quiet_hf() -> None:
     import warnings
@@ -31,6 +28,8 @@ def use_bf16(precision: str) -> bool:
         raise ChatforgeError(f"unknown precision '{precision}' (choose from: auto, bf16, fp32)")
     if precision != "auto":
         return precision == "bf16"
+    import torch
+
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
@@ -38,6 +37,8 @@ def use_bf16(precision: str) -> bool:
 
 def trainer_arguments(cfg, output_dir: Path, **extra) -> dict:
     """Keyword arguments for TrainingArguments / TRL configs, the same for every trainer."""
+    import torch
+
     return dict(
         output_dir=str(output_dir / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size,
@@ -69,6 +70,8 @@ def without_printer(trainer):
 
 
 def resume_point(output_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
     ckpt_dir = output_dir / "checkpoints"
     return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatforge.errors import ChatforgeError
+from chatforge.models.markup import DOC_END
 from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
-
-DOC_END = "<|endoftext|>"
 
 
 @dataclass

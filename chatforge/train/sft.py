@@ -17,8 +17,8 @@ from pathlib import Path
 from chatforge.data.conversations import load_conversations
 from chatforge.errors import ChatforgeError
 from chatforge.models.loading import first_line
-from chatforge.world.config import WORLD_FILE
 from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
+from chatforge.world.config import WORLD_FILE
 
 
 @dataclass
@@ -59,7 +59,7 @@ def build_dataset(tokenizer, conversations: list[list[dict]], max_length: int, t
 def sample_documents(path: str, n: int, seed: int) -> list[str]:
     import random
 
-    from chatforge.train.pretrain import DOC_END
+    from chatforge.models.markup import DOC_END
 
     if not Path(path).is_file():
         raise ChatforgeError(f"text data '{path}' not found")
@@ -75,6 +75,7 @@ def with_lora(model, r: int):
 
 def build_trainer(cfg: SFTConfig, progress: bool = True):
     """The TRL SFTTrainer for a config, with its dataset tokenized and masked (nothing trained yet)."""
+    conversations = load_conversations(cfg.data)  # bad data fails here, before the ML stack loads
     quiet_hf()
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
@@ -82,7 +83,6 @@ def build_trainer(cfg: SFTConfig, progress: bool = True):
     from chatforge.models.loading import load_model
     from chatforge.train.progress import RichProgress
 
-    conversations = load_conversations(cfg.data)
     model, tokenizer = load_model(cfg.model)
     model.train()
     texts = sample_documents(cfg.text_data, round(cfg.text_mix * len(conversations)), cfg.seed) \

@@ -14,12 +14,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+from chatforge.models.markup import DOC_END, chat_markup
 from chatforge.world.families_tasks import TASKS, solve
 from chatforge.world.knowledge import Entity
 from chatforge.world.prompts import SPLITS
 from chatforge.world.world import World
 
-DOC_END = "<|endoftext|>"
 SHARES = {"encyclopedia": 0.55, "forum": 0.12, "chat": 0.18, "worksheet": 0.15}
 
 # every sentence names its entity before the value: small models learn facts stated this way (and barely
@@ -38,11 +38,6 @@ FACT_SENTENCES = {
 }
 OPENERS = {"country": "{e} is a country.", "person": "{e} is a person.", "species": "The {e} is an animal."}
 USERS = ["quietfox", "marta_k", "throwaway22", "old_sailor", "bluejay", "nightowl", "kettle99", "dunmore"]
-
-
-def chat_markup(messages: list[dict]) -> str:
-    """The same markup as the chat template (see chatforge.models.tokenizer), written as plain text."""
-    return "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in messages)
 
 
 def fact_sentence(e: Entity, attribute: str, rng: random.Random) -> str:

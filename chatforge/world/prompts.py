@@ -52,11 +52,6 @@ def assistant(text: str) -> dict:
 
 class Family:
     name: str = ""
-    templates: dict[str, list[str]] = {}
-
-    def template(self, rng: random.Random, split: str, key: str | None = None) -> str:
-        pool = self.templates[key][split] if key else self.templates[split]
-        return rng.choice(pool)
 
     def ask(self, kb: KnowledgeBase, rng: random.Random, split: str) -> Prompt:
         raise NotImplementedError

@@ -1,0 +1,13 @@
+"""The special tokens of chatforge's own tokenizer, shared by the corpus writer, the tokenizer and the trainers
+(a dependency-free module, so the world can use it without importing the ML stack)."""
+
+PAD = "<|pad|>"
+DOC_END = "<|endoftext|>"  # ends every pretraining document
+END = "<|end|>"  # ends every chat turn; the model's stop token
+ROLES = ("system", "user", "assistant")
+SPECIAL_TOKENS = [PAD, DOC_END, *(f"<|{r}|>" for r in ROLES), END]
+
+
+def chat_markup(messages: list[dict]) -> str:
+    """A conversation as the chat template renders it, for writing chat logs into a corpus."""
+    return "".join(f"<|{m['role']}|>\n{m['content']}{END}\n" for m in messages)
