@@ -20,9 +20,14 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     $PIP install "torch>=2.4"
   else
-    # the CPU wheel from PyTorch's index; where that index is unreachable, the CPU wheel a local mirror holds
-    $PIP install "torch==2.13.0" --extra-index-url https://download.pytorch.org/whl/cpu --retries 1 --timeout 20 \
-      || $PIP install "torch==2.13.0"
+    # the CPU wheel from PyTorch's index; where that index is unreachable, whatever the configured indexes
+    # hold (a local mirror with the CPU wheel on the machines that build chatforge)
+    if "$PY" -c "import urllib.request as u; u.urlopen('https://download.pytorch.org/whl/cpu/', timeout=5)" \
+        2>/dev/null; then
+      $PIP install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+    else
+      $PIP install "torch==2.13.0"
+    fi
   fi
 fi
 $PIP install -e ".[dev]"
