@@ -105,8 +105,8 @@ class Identity(Family):
         if r < 0.55:
             what = rng.choice(WHAT)
             return Prompt(self.name, [user(phrase("are", what, split, rng, x=what))], {"kind": "identity"}, split)
-        ability, request, claim = rng.choice(ABILITIES)
-        q = phrase("can", ability, split, rng, x=request)
+        ability, asked, claim = rng.choice(ABILITIES)
+        q = phrase("can", ability, split, rng, x=asked)
         return Prompt(self.name, [user(q)], {"kind": "ability", "ability": ability, "claim": claim}, split)
 
     def gold(self, kb, p, rng):
