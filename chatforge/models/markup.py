@@ -8,6 +8,11 @@ ROLES = ("system", "user", "assistant")
 SPECIAL_TOKENS = [PAD, DOC_END, *(f"<|{r}|>" for r in ROLES), END]
 
 
+def split_documents(text: str) -> list[str]:
+    """The non-empty documents of a corpus text, without their end markers."""
+    return [d.strip() for d in text.split(DOC_END) if d.strip()]
+
+
 def chat_markup(messages: list[dict]) -> str:
     """A conversation as the chat template renders it, for writing chat logs into a corpus."""
     return "".join(f"<|{m['role']}|>\n{m['content']}{END}\n" for m in messages)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatforge.errors import ChatforgeError
-from chatforge.models.markup import DOC_END
+from chatforge.models.markup import DOC_END, split_documents
 from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
 
 
@@ -34,7 +34,6 @@ class PretrainConfig:
     save_every: int = 50
     seed: int = 0
     compile: bool = False  # torch.compile: fixed-shape blocks compile once
-    shuffle: bool = True  # False: read the corpus in order (a curriculum, if the corpus is written as one)
 
 
 def can_compile() -> bool:
@@ -48,7 +47,7 @@ def can_compile() -> bool:
 
 def pack(tokenizer, corpus: Path, seq_len: int) -> list[list[int]]:
     text = corpus.read_text()
-    docs = [d.strip() for d in text.split(DOC_END) if d.strip()]
+    docs = split_documents(text)
     if not docs:
         raise ChatforgeError(f"corpus {corpus} has no documents")
     end = tokenizer.convert_tokens_to_ids(DOC_END)
@@ -74,8 +73,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     blocks = pack(tokenizer, Path(cfg.corpus), cfg.seq_len)
     model = new_model(cfg.preset, tokenizer, cfg.seed)
-    args = TrainingArguments(**trainer_arguments(cfg, out), torch_compile=cfg.compile and can_compile(),
-                             train_sampling_strategy="random" if cfg.shuffle else "sequential")
+    args = TrainingArguments(**trainer_arguments(cfg, out), torch_compile=cfg.compile and can_compile())
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
                       callbacks=[RichProgress("pretrain")] if progress else [])

@@ -59,11 +59,11 @@ def build_dataset(tokenizer, conversations: list[list[dict]], max_length: int, t
 def sample_documents(path: str, n: int, seed: int) -> list[str]:
     import random
 
-    from chatforge.models.markup import DOC_END
+    from chatforge.models.markup import DOC_END, split_documents
 
     if not Path(path).is_file():
         raise ChatforgeError(f"text data '{path}' not found")
-    docs = [d.strip() + DOC_END for d in Path(path).read_text().split(DOC_END) if d.strip()]
+    docs = [d + DOC_END for d in split_documents(Path(path).read_text())]
     return random.Random(seed).sample(docs, min(n, len(docs)))
 
 
