@@ -138,6 +138,81 @@ def sft(model: str = typer.Argument(..., help="Model directory or hub id (needs 
     out.print_json(data=metrics)
 
 
+# ---------------------------------------------------------------- RLHF
+
+@app.command()
+def compare(model: str = typer.Argument(..., help="The policy that writes the replies (e.g. the SFT model)."),
+            out_dir: Path = typer.Option(..., "--out", help="Output directory for tasks, comparisons, agreement."),
+            world: Optional[str] = typer.Option(None, help="World preset, run dir or world dir (default: model's)."),
+            prompts: int = typer.Option(1000, help="Train-split prompts."),
+            test_prompts: int = typer.Option(200, help="Held-out prompts (the reward model's test set)."),
+            k: int = typer.Option(4, "-k", help="Replies per prompt."), temperature: float = typer.Option(1.0),
+            raters: int = typer.Option(5, help="Simulated raters."), noise: Optional[float] = typer.Option(None),
+            max_new_tokens: int = typer.Option(48), seed: int = typer.Option(0)):
+    """Sample K replies per prompt, have simulated raters rank them, store every pair. Resumes if killed."""
+    from chatforge.data.collect import CompareConfig, collect
+    from chatforge.evals.heldout import resolve_world
+    from chatforge.models.loading import check_model_dir
+    from chatforge.world.raters import DEFAULT_NOISE
+
+    check_model_dir(model)
+    cfg = CompareConfig(model=model, output_dir=str(out_dir), prompts=prompts, test_prompts=test_prompts, k=k,
+                        temperature=temperature, raters=raters, noise=DEFAULT_NOISE if noise is None else noise,
+                        max_new_tokens=max_new_tokens, seed=seed)
+    out.print_json(data=collect(cfg, resolve_world(model, world)))
+
+
+@app.command()
+def reward(model: str = typer.Argument(..., help="The model to start from (the SFT model)."),
+           data: Path = typer.Option(..., help="Comparisons (chatforge, prompt/chosen/rejected or HH-RLHF)."),
+           out_dir: Path = typer.Option(..., "--out", help="Output directory (reward model in OUT/model)."),
+           test_data: Optional[Path] = typer.Option(None, help="Held-out comparisons labelled by raters."),
+           test_oracle_data: Optional[Path] = typer.Option(None, help="The same, labelled by the oracle."),
+           ceiling: Optional[float] = typer.Option(None, help="Best accuracy rater noise allows on --test-data."),
+           epochs: float = typer.Option(1.0), batch_size: int = typer.Option(32),
+           learning_rate: float = typer.Option(3e-4), precision: str = typer.Option("auto"),
+           seed: int = typer.Option(0)):
+    """Train a reward model on comparisons (TRL RewardTrainer); report held-out accuracy and plot rewards."""
+    from chatforge.train.reward import RewardConfig, train_reward
+
+    metrics = train_reward(RewardConfig(data=str(data), model=model, output_dir=str(out_dir),
+                                        test_data=test_data and str(test_data),
+                                        test_oracle_data=test_oracle_data and str(test_oracle_data), ceiling=ceiling,
+                                        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                        precision=precision, seed=seed))
+    out.print_json(data=metrics)
+
+
+@app.command()
+def dpo(model: str = typer.Argument(..., help="The SFT model (policy start and frozen reference)."),
+        data: Path = typer.Option(..., help="Comparisons (chatforge, prompt/chosen/rejected or HH-RLHF)."),
+        out_dir: Path = typer.Option(..., "--out", help="Output directory (model in OUT/model)."),
+        epochs: float = typer.Option(1.0), batch_size: int = typer.Option(32),
+        learning_rate: float = typer.Option(2e-4), beta: float = typer.Option(0.1),
+        loss_type: str = typer.Option("sigmoid"), precision: str = typer.Option("auto"),
+        seed: int = typer.Option(0)):
+    """Direct Preference Optimization on comparisons (TRL DPOTrainer). Resumes if killed."""
+    from chatforge.train.dpo import DPOConfig
+    from chatforge.train.dpo import dpo as run
+
+    metrics = run(DPOConfig(data=str(data), model=model, output_dir=str(out_dir), epochs=epochs,
+                            batch_size=batch_size, learning_rate=learning_rate, beta=beta, loss_type=loss_type,
+                            precision=precision, seed=seed))
+    out.print_json(data=metrics)
+
+
+@app.command()
+def winrate(samples_a: Path = typer.Argument(..., help="samples.jsonl of model A (from `chatforge eval --samples`)."),
+            samples_b: Path = typer.Argument(..., help="samples.jsonl of model B, same world."),
+            json_path: Optional[Path] = typer.Option(None, "--json")):
+    """How often the oracle prefers A's reply to B's on the same held-out prompts (ties count half)."""
+    from chatforge.evals.winrate import win_rate
+
+    result = win_rate(samples_a, samples_b)
+    _save_json(result, json_path)
+    out.print_json(data=result)
+
+
 # ---------------------------------------------------------------- using models
 
 @app.command("eval")
@@ -197,6 +272,85 @@ def demo(preset: str = typer.Option("small", help="tiny (seconds) or small (minu
         from chatforge.serve.terminal import chat_loop
 
         chat_loop(str(run_dir / "sft" / "model"))
+
+
+# ---------------------------------------------------------------- the model registry
+
+models_app = typer.Typer(no_args_is_help=True, help="Every model the runs made: lineage, metrics, which one is served.")
+app.add_typer(models_app, name="models")
+REGISTRY_OPTION = typer.Option(None, "--registry", help="Registry file (default: $CHATFORGE_HOME/registry.json).")
+
+
+@models_app.command("list")
+def models_list(registry: Optional[Path] = REGISTRY_OPTION):
+    """Every registered version, oldest first; * marks the served one."""
+    from rich.table import Table
+
+    from chatforge.models.registry import Registry
+
+    versions = Registry(registry).list()
+    if not versions:
+        out.print("no models registered yet (a pipeline run registers every model it makes)")
+        return
+    table = Table("", "ref", "kind", "parent", "created", "key metric")
+    for v in versions:
+        key = next((k for k in ("oracle_score", "final_loss", "train_loss") if v.metrics.get(k) is not None), None)
+        table.add_row("*" if v.served else "", v.ref, v.kind, v.parent or "", v.created[:16].replace("T", " "),
+                      f"{key} {v.metrics[key]}" if key else "")
+    for col in table.columns[:2]:
+        col.no_wrap = True
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(ref: str = typer.Argument(..., help="name (latest), name:N, or served."),
+                registry: Optional[Path] = REGISTRY_OPTION):
+    """One version as JSON: path, lineage up to the root, data, config, metrics."""
+    from chatforge.models.registry import Registry
+
+    reg = Registry(registry)
+    v = reg.get(ref)
+    out.print_json(data={"ref": v.ref, "served": v.served, "path": v.path, "kind": v.kind,
+                         "lineage": reg.lineage(v.ref), "data": v.data, "config": v.config, "metrics": v.metrics,
+                         "run": v.run, "created": v.created})
+
+
+@models_app.command("promote")
+def models_promote(ref: str = typer.Argument(..., help="name (latest) or name:N."),
+                   registry: Optional[Path] = REGISTRY_OPTION):
+    """Mark one version as the model to serve (only one is, at any time)."""
+    from chatforge.models.registry import Registry
+
+    v = Registry(registry).promote(ref)
+    out.print(f"serving {v.ref} ({v.path})", soft_wrap=True, markup=False, highlight=False)
+
+
+# ---------------------------------------------------------------- preference data
+
+comparisons_app = typer.Typer(no_args_is_help=True, help="Pairwise comparisons: convert between formats.")
+app.add_typer(comparisons_app, name="comparisons")
+
+
+@comparisons_app.command("convert")
+def comparisons_convert(src: Path = typer.Argument(..., metavar="IN", help="chatforge, TRL or HH-RLHF comparisons."),
+                        dst: Path = typer.Argument(..., metavar="OUT", help="Output JSONL."),
+                        to: str = typer.Option(..., "--to", help="chatforge, trl or hh.")):
+    """Convert a comparisons file (any format chatforge reads, detected per line) into one format."""
+    from chatforge.data.comparisons import read_comparisons, write_comparisons
+
+    comparisons = read_comparisons(src)
+    write_comparisons(comparisons, dst, fmt=to)
+    out.print(f"wrote {len(comparisons)} comparisons to {dst} ({to})", soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command()
+def rate(tasks: Path = typer.Argument(..., metavar="TASKS_FILE", help="JSONL: a prompt and K replies per line."),
+         rater: str = typer.Option(..., help="Your name; comparisons are labelled human:NAME."),
+         out_file: Path = typer.Option(..., "--out", help="Comparisons file to append to (resumes from it).")):
+    """Rank replies at the terminal, best first; every answer is saved at once, so stopping loses nothing."""
+    from chatforge.data.rate_terminal import rate_tasks
+
+    rate_tasks(tasks, rater, out_file)
 
 
 def main(argv: list[str] | None = None) -> int:

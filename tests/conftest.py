@@ -10,6 +10,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def chatforge_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own CHATFORGE_HOME, so no test reads or writes the user's model registry."""
+    home = tmp_path_factory.mktemp("chatforge_home")
+    monkeypatch.setenv("CHATFORGE_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
     from chatforge.world.build import build_world_dir

@@ -70,12 +70,15 @@ class Comparison:
             raise ValueError(f"missing field(s): {', '.join(missing)}")
         if not isinstance(d["chosen"], str) or not isinstance(d["rejected"], str):
             raise ValueError("'chosen' and 'rejected' must be strings")
+        if not isinstance(d.get("criteria") or {}, dict):
+            raise ValueError("'criteria' must be an object of criterion: chosen|rejected|tie")
         bad = {k: v for k, v in (d.get("criteria") or {}).items() if v not in CHOICES}
         if bad:
             raise ValueError(f"criteria values must be one of {CHOICES}, got {bad}")
         p = d["prompt"]
         if not isinstance(p, dict) or not isinstance(p.get("messages"), list):
             raise ValueError("'prompt' must be an object with 'messages'")
+        check_prompt(p["messages"], d["chosen"])
         fields = {k: d[k] for k in ("criteria", "margin", "group", "source", "policy", "time", "id") if k in d}
         return cls(Prompt.from_dict({"family": "imported", **p}), d["chosen"], d["rejected"], d["rater"],
                    **fields)
@@ -100,7 +103,7 @@ def read_comparisons(path: str | Path) -> list[Comparison]:
     if not path.is_file():
         raise ChatforgeError(f"{path}: no such comparisons file")
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
         try:
@@ -113,9 +116,12 @@ def read_comparisons(path: str | Path) -> list[Comparison]:
 def parse(d: dict) -> Comparison:
     if not isinstance(d, dict):
         raise ValueError("expected a JSON object")
-    if "rater" in d and isinstance(d.get("prompt"), dict):
+    if isinstance(d.get("prompt"), dict):
         return Comparison.from_dict(d)
     if "prompt" in d:  # TRL: prompt as text or messages; chosen/rejected as text or one assistant message
+        missing = [k for k in ("chosen", "rejected") if k not in d]
+        if missing:
+            raise ValueError(f"missing field(s): {', '.join(missing)}")
         messages = d["prompt"] if isinstance(d["prompt"], list) else [{"role": "user", "content": d["prompt"]}]
         return imported(messages, last_text(d["chosen"]), last_text(d["rejected"]))
     if "chosen" in d and "rejected" in d:  # HH-RLHF transcripts
@@ -127,12 +133,24 @@ def parse(d: dict) -> Comparison:
     raise ValueError("expected chatforge comparisons, prompt/chosen/rejected or HH-RLHF chosen/rejected")
 
 
-def imported(messages: list[dict], chosen: str, rejected: str) -> Comparison:
+def check_prompt(messages: list, chosen: str) -> None:
+    """The conversation before the replies: well-formed messages ending with the user turn they answer."""
     from chatforge.data.conversations import validate
 
-    if not messages or messages[-1]["role"] != "user":
+    if not messages or not isinstance(messages[-1], dict) or messages[-1].get("role") != "user":
         raise ValueError("the prompt must end with a user turn")
     validate(messages + [{"role": "assistant", "content": chosen}])
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ChatforgeError(f"{path}: not valid UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def imported(messages: list[dict], chosen: str, rejected: str) -> Comparison:
+    check_prompt(messages, chosen)
     return Comparison(Prompt("imported", messages, split="train"), chosen, rejected, "import", source="import")
 
 
@@ -198,18 +216,27 @@ class RankingTask:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RankingTask":
+        if not isinstance(d, dict):
+            raise ValueError("expected a JSON object")
+        responses = d.get("responses")
+        if not isinstance(responses, list) or len(responses) < 2 or not all(isinstance(r, str) for r in responses):
+            raise ValueError("'responses' must be a list of at least 2 strings")
         return cls(Prompt.from_dict(d["prompt"]), list(d["responses"]), d.get("policy", ""), d.get("group", ""))
 
     def pairs(self, ranking: list[int], rater: str, source: str, criteria: dict[tuple[int, int], dict] | None = None,
               utilities: list[float] | None = None) -> list[Comparison]:
-        """Every pair a ranking implies (K·(K−1)/2 of them), better reply as `chosen`. Identical replies give no
-        pair. `criteria[(i, j)]` holds the per-criterion labels of reply i against reply j, if known."""
+        """Every pair a ranking implies (K·(K−1)/2 of them), better reply as `chosen`. A reply that repeats one
+        ranked higher counts once, at its best place: pairs with it would be duplicates, or contradict the ranking.
+        `criteria[(i, j)]` holds the per-criterion labels of reply i against reply j, if known."""
+        order, seen = [], set()
+        for i in ranking:
+            if self.responses[i] not in seen:
+                order.append(i)
+                seen.add(self.responses[i])
         out, t = [], now()
-        for a in range(len(ranking)):
-            for b in range(a + 1, len(ranking)):
-                i, j = ranking[a], ranking[b]
-                if self.responses[i] == self.responses[j]:
-                    continue
+        for a in range(len(order)):
+            for b in range(a + 1, len(order)):
+                i, j = order[a], order[b]
                 margin = round(utilities[i] - utilities[j], 4) if utilities else None
                 out.append(Comparison(self.prompt, self.responses[i], self.responses[j], rater,
                                       (criteria or {}).get((i, j), {}), margin, self.group, source, self.policy, t))
@@ -221,7 +248,7 @@ def read_tasks(path: str | Path) -> list[RankingTask]:
     if not path.is_file():
         raise ChatforgeError(f"{path}: no such ranking-task file")
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_lines(path), 1):
         if line.strip():
             try:
                 out.append(RankingTask.from_dict(json.loads(line)))

@@ -55,3 +55,22 @@ def load_model(path: str, device: str | None = None):
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
+
+
+def load_reward_model(path: str, device: str | None = None):
+    """(model, tokenizer) for a sequence-classification model with one output: a reward model."""
+    check_model_dir(path)
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    tok = load_tokenizer(path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path).to(device)
+    except Exception as e:  # noqa: BLE001
+        raise ChatforgeError(f"could not load reward model from '{path}': {first_line(e)}") from e
+    if model.config.num_labels != 1:
+        raise ChatforgeError(f"'{path}' has {model.config.num_labels} outputs; a reward model has exactly 1")
+    model.config.pad_token_id = tok.pad_token_id
+    model.eval()
+    return model, tok

@@ -115,5 +115,32 @@ class RunDir:
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (folder / "DONE").write_text(json.dumps(info, indent=2))
         self.record(stage, info)
+        self.register(stage, metrics)
         console.print(f"[green]✓ {stage.name}[/green] in {info['seconds']}s")
         return metrics
+
+    def register(self, stage: Stage, metrics: dict) -> None:
+        """Record a finished model stage in the model registry (its eval's metrics go onto that version).
+        The registry is bookkeeping: a problem with it is a warning, never a failed run."""
+        try:
+            from chatforge.models.registry import Registry
+            from chatforge.pipeline.stages import MODEL_STAGES  # read late: the stage list grows with the pipeline
+
+            reg = Registry()
+            if stage.kind == "model":
+                # the parent is the model it starts from: for PPO the SFT policy (in MODEL_STAGES), not the reward
+                # model, which counts as data like the other inputs
+                kinds = {n: s.get("kind") for n, s in self.manifest()["stages"].items()}
+                models = sorted((n for n in stage.needs if kinds.get(n) == "model"), key=lambda n: n in MODEL_STAGES)
+                parent = models[-1] if models else None
+                reg.register(MODEL_STAGES.get(stage.name, stage.name), self.path(stage.name, "model"), stage.name,
+                             parent=str(self.path(parent, "model")) if parent else None,
+                             data=[str(self.path(n).resolve()) for n in stage.needs if n != parent],
+                             config=stage.config, metrics=metrics, run=self.root)
+            elif stage.name.startswith("eval-"):
+                version = reg.by_path(self.path(stage.name.removeprefix("eval-"), "model"))
+                if version:
+                    reg.add_metrics(version.ref, metrics)
+        except Exception as e:  # noqa: BLE001 - see the docstring
+            console.print(f"warning: could not update the model registry: {e}", style="yellow", markup=False,
+                          highlight=False)

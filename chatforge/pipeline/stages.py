@@ -1,4 +1,5 @@
-"""The stages of `chatforge demo`, in order: world → tokenizer → pretrain (base) → SFT → eval of each model.
+"""The stages of `chatforge demo`, in order: world → tokenizer → pretrain (base) → SFT → comparisons → reward
+model → PPO (and DPO beside it) → eval of each model → head-to-head win rates against SFT.
 
 Each stage function reads only from the stages it names in `needs` and writes only into its own folder.
 A model-making stage leaves a HF model directory at `<stage>/model`; `eval-<stage>` scores it. Later
@@ -16,7 +17,9 @@ from chatforge.pipeline.run import Stage, StageContext
 from chatforge.world.config import WORLD_FILE, WorldConfig
 
 # which stage made the model an eval stage scores, and the name it has in the scorecard
-MODEL_STAGES = {"pretrain": "base", "sft": "sft"}
+MODEL_STAGES = {"pretrain": "base", "sft": "sft", "ppo": "ppo", "dpo": "dpo"}
+# the models compared head to head with SFT by the oracle
+VERSUS_SFT = ("ppo", "dpo")
 
 
 def world_stage(ctx: StageContext) -> dict:
@@ -53,13 +56,78 @@ def sft_stage(ctx: StageContext) -> dict:
                          output_dir=str(ctx.dir), text_data=corpus, **ctx.stage.config))
 
 
+def world_config(ctx: StageContext) -> WorldConfig:
+    return WorldConfig.from_dict(json.loads(ctx.input("world", WORLD_FILE).read_text()))
+
+
+def compare_stage(ctx: StageContext) -> dict:
+    from chatforge.data.collect import CompareConfig, collect
+
+    return collect(CompareConfig(model=str(ctx.input("sft", "model")), output_dir=str(ctx.dir), **ctx.stage.config),
+                   world_config(ctx))
+
+
+def reward_stage(ctx: StageContext) -> dict:
+    from chatforge.train.reward import RewardConfig, train_reward
+
+    agreement = json.loads(ctx.input("compare", "agreement.json").read_text())
+    return train_reward(RewardConfig(data=str(ctx.input("compare", "train.jsonl")),
+                                     test_data=str(ctx.input("compare", "test.jsonl")),
+                                     test_oracle_data=str(ctx.input("compare", "test_oracle.jsonl")),
+                                     ceiling=agreement["test_ceiling"], model=str(ctx.input("sft", "model")),
+                                     output_dir=str(ctx.dir), **ctx.stage.config))
+
+
+def ppo_stage(ctx: StageContext) -> dict:
+    from chatforge.train.ppo import PPOConfig, ppo
+    from chatforge.world.world import World
+
+    prompts, cfg = ctx.input("world", "prompts_train.jsonl"), dict(ctx.stage.config)
+    ptx = str(ctx.input("world", "corpus.txt")) if cfg.get("ptx_coef") else None
+    return ppo(PPOConfig(model=str(ctx.input("sft", "model")), reward_model=str(ctx.input("reward", "model")),
+                         prompts=str(prompts), ptx_data=ptx, output_dir=str(ctx.dir), **cfg),
+               oracle_fn=oracle_scorer(World(world_config(ctx)), prompts))
+
+
+def oracle_scorer(world, prompts_file: Path):
+    """The over-optimisation watch: the oracle's score of the replies PPO samples, beside the reward model's."""
+    from chatforge.world.prompts import Prompt
+
+    lines = prompts_file.read_text().splitlines()
+    pool = {json.dumps(p.messages): p for p in (Prompt.from_dict(json.loads(x)) for x in lines if x.strip())}
+
+    def judge(prompts: list[list[dict]], replies: list[str]) -> list[float]:
+        found = [pool.get(json.dumps(m)) for m in prompts]
+        return [world.oracle.judge(p, r).score if p else float("nan") for p, r in zip(found, replies)]
+
+    return judge
+
+
+def dpo_stage(ctx: StageContext) -> dict:
+    from chatforge.train.dpo import DPOConfig, dpo
+
+    return dpo(DPOConfig(data=str(ctx.input("compare", "train.jsonl")), model=str(ctx.input("sft", "model")),
+                         output_dir=str(ctx.dir), **ctx.stage.config))
+
+
+def winrate_stage(ctx: StageContext) -> dict:
+    from chatforge.evals.winrate import win_rate
+
+    results = {}
+    for name in VERSUS_SFT:
+        if f"eval-{name}" in ctx.stage.needs:
+            results[f"{name}_vs_sft"] = win_rate(ctx.input(f"eval-{name}", "samples.jsonl"),
+                                                 ctx.input("eval-sft", "samples.jsonl"))
+    (ctx.dir / "report.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
 def eval_stage(ctx: StageContext) -> dict:
     from chatforge.evals.heldout import evaluate
     from chatforge.models.generate import SamplingConfig
 
     model_stage = ctx.stage.needs[-1]
-    world = WorldConfig.from_dict(json.loads(ctx.input("world", WORLD_FILE).read_text()))
-    metrics = evaluate(str(ctx.input(model_stage, "model")), world, SamplingConfig(**ctx.stage.config),
+    metrics = evaluate(str(ctx.input(model_stage, "model")), world_config(ctx), SamplingConfig(**ctx.stage.config),
                        samples_path=ctx.dir / "samples.jsonl", label=MODEL_STAGES[model_stage])
     (ctx.dir / "report.json").write_text(json.dumps(metrics, indent=2))
     return metrics
@@ -73,15 +141,21 @@ def demo_stages(preset: str) -> list[Stage]:
         Stage("tokenizer", tokenizer_stage, p["tokenizer"], needs=["world"]),
         Stage("pretrain", pretrain_stage, p["pretrain"], needs=["world", "tokenizer"], kind="model"),
         Stage("sft", sft_stage, p["sft"], needs=["world", "pretrain"], kind="model"),
+        Stage("compare", compare_stage, p["compare"], needs=["world", "sft"]),
+        Stage("reward", reward_stage, p["reward"], needs=["compare", "sft"], kind="model"),
+        Stage("ppo", ppo_stage, p["ppo"], needs=["world", "reward", "sft"], kind="model"),
+        Stage("dpo", dpo_stage, p["dpo"], needs=["compare", "sft"], kind="model"),
     ]
     for model_stage in MODEL_STAGES:
         stages.append(Stage(f"eval-{model_stage}", eval_stage, p["eval"], needs=["world", model_stage],
                             kind="report"))
+    stages.append(Stage("winrate", winrate_stage, {}, needs=["eval-sft"] + [f"eval-{m}" for m in VERSUS_SFT],
+                        kind="report"))
     return stages
 
 
 def scorecard(results: dict[str, dict]) -> dict[str, dict]:
-    """One flat object of numbers per model stage, from the eval stages' metrics."""
+    """One flat object of numbers per model stage: its eval, what its own training reported, its win rate."""
     card = {}
     for stage, name in MODEL_STAGES.items():
         m = results.get(f"eval-{stage}")
@@ -90,8 +164,25 @@ def scorecard(results: dict[str, dict]) -> dict[str, dict]:
         flat = {k: v for k, v in m.items() if isinstance(v, (int, float)) and k != "prompts"}
         flat.update({f"criterion_{c}": v for c, v in m.get("criteria", {}).items()})
         flat.update({f"family_{f}": v for f, v in m.get("families", {}).items()})
+        h2h = results.get("winrate", {}).get(f"{stage}_vs_sft")
+        if h2h:
+            flat.update(win_rate_vs_sft=h2h["win_rate"], decisive_win_rate_vs_sft=h2h["decisive_win_rate"])
         card[name] = flat
+    for stage, keys in TRAINING_FIGURES.items():
+        m = results.get(stage) or {}
+        figures = {k: m[k] for k in keys if m.get(k) is not None}
+        if figures:
+            card.setdefault(MODEL_STAGES.get(stage, stage), {}).update(figures)
     return card
+
+
+# what each training stage's own metrics add to the scorecard
+TRAINING_FIGURES = {
+    "compare": ("train_pairs", "rater_vs_rater", "rater_vs_oracle", "test_ceiling"),
+    "reward": ("test_accuracy_raters", "rater_ceiling", "gap_to_ceiling", "test_accuracy_oracle"),
+    "ppo": ("final_reward", "final_kl", "mean_oracle", "samples_per_s", "generation_share"),
+    "dpo": ("reward_accuracy", "reward_margin"),
+}
 
 
 def write_scorecard(run_dir: Path, results: dict[str, dict]) -> dict:

@@ -9,6 +9,7 @@ two raters agree on about 73% of comparison pairs, the inter-rater agreement Ins
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -31,12 +32,22 @@ class SimulatedRater:
         self.rng = random.Random(f"rater-{self.rater_id}-{self.seed}")
 
     def utility(self, p: Prompt, response: str) -> float:
+        """What this rater thinks of a response this time: their taste plus fresh judgement noise."""
+        return self.mean_utility(p, response) + self.rng.gauss(0, self.noise)
+
+    def mean_utility(self, p: Prompt, response: str) -> float:
+        """The rater's taste without the noise: oracle criteria weighted by their bias, and length."""
         v = self.oracle.judge(p, response)
         parts = [(WEIGHTS[c] * (1 + self.bias.get(c, 0.0)), getattr(v, c)) for c in CRITERIA
                  if getattr(v, c) is not None]
         base = sum(w * s for w, s in parts) / sum(w for w, _ in parts) if response.strip() else 0.0
         length = min(len(response.split()), 60) / 60
-        return base + self.length_taste * length + self.rng.gauss(0, self.noise)
+        return base + self.length_taste * length
+
+    def p_prefer(self, p: Prompt, a: str, b: str) -> float:
+        """Probability that this rater prefers `a` to `b` (the difference of two Gaussian noises)."""
+        gap = self.mean_utility(p, a) - self.mean_utility(p, b)
+        return 0.5 * (1 + math.erf(gap / (2 * self.noise))) if self.noise > 0 else float(gap >= 0)
 
     def prefer(self, p: Prompt, a: str, b: str) -> int:
         """0 if the rater prefers `a`, 1 if `b`."""

@@ -1,0 +1,81 @@
+"""`chatforge dpo`: Direct Preference Optimization on the same comparisons (TRL's DPOTrainer).
+
+The cheaper alternative to reward model + PPO: the policy is tuned on the preference pairs directly, kept close
+to the SFT model (the frozen reference) by `beta`. No sampling, no reward model, no value model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatforge.data.comparisons import read_comparisons
+from chatforge.errors import ChatforgeError
+from chatforge.models.loading import first_line
+from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
+from chatforge.world.config import WORLD_FILE
+
+
+@dataclass
+class DPOConfig:
+    data: str  # comparisons (chatforge, TRL prompt/chosen/rejected or HH-RLHF)
+    model: str  # the SFT model: the policy starts here and stays as the reference
+    output_dir: str
+    epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 2e-4
+    warmup: float = 0.05
+    weight_decay: float = 0.0
+    beta: float = 0.1
+    loss_type: str = "sigmoid"  # any of TRL's DPO losses: sigmoid, ipo, hinge, robust, …
+    max_length: int = 256
+    precision: str = "auto"
+    save_every: int = 100
+    seed: int = 0
+
+
+def dpo(cfg: DPOConfig, progress: bool = True) -> dict:
+    comparisons = read_comparisons(cfg.data)
+    if not comparisons:
+        raise ChatforgeError(f"{cfg.data}: no comparisons to train on")
+    out = Path(cfg.output_dir)
+    save_config(cfg, out)
+    quiet_hf()
+    from datasets import Dataset
+    from trl import DPOConfig as TRLDPOConfig
+    from trl import DPOTrainer
+
+    from chatforge.models.loading import load_model
+    from chatforge.train.progress import RichProgress
+
+    model, tokenizer = load_model(cfg.model)
+    model.train()
+    dataset = Dataset.from_list([c.trl() for c in comparisons])
+    args = TRLDPOConfig(**trainer_arguments(cfg, out), max_length=cfg.max_length, beta=cfg.beta,
+                        loss_type=[cfg.loss_type])
+    try:
+        trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             callbacks=[RichProgress("dpo")] if progress else [])
+    except ValueError as e:
+        raise ChatforgeError(f"DPO could not start: {first_line(e)}") from e
+    without_printer(trainer)
+    start = time.time()
+    resumed = resume_point(out)
+    result = trainer.train(resume_from_checkpoint=resumed)
+    trainer.model.save_pretrained(str(out / "model"))
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(str(out / "model"))
+    world = Path(cfg.model) / WORLD_FILE
+    if world.is_file():
+        shutil.copy(world, out / "model" / WORLD_FILE)
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    last = logs[-1] if logs else {}
+    metrics = {"pairs": len(comparisons), "train_loss": result.training_loss, "final_loss": last_loss(trainer),
+               "reward_accuracy": last.get("rewards/accuracies"), "reward_margin": last.get("rewards/margins"),
+               "steps": trainer.state.global_step, "seconds": round(time.time() - start, 1),
+               "resumed_from": resumed and Path(resumed).name}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
