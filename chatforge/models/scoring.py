@@ -11,8 +11,8 @@ import torch
 
 @torch.inference_mode()
 def score(model, tokenizer, conversations: list[list[dict]], batch_size: int = 64) -> list[float]:
-    encoded = [tokenizer.apply_chat_template(c, tokenize=True, return_dict=False) for c in conversations]
-    encoded = [e["input_ids"] if isinstance(e, dict) else e for e in encoded]
+    texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = [0.0] * len(encoded)
     pad = tokenizer.pad_token_id

@@ -111,7 +111,7 @@ def plot_rewards(path: Path, sets: dict[str, tuple[list[Comparison], list[float]
     for c, a, b in zip(comps, chosen, rejected):
         per[c.prompt.family] += [a - b]
     names = sorted(per)
-    axes[-1].boxplot([per[f] for f in names], tick_labels=names, vert=False)
+    axes[-1].boxplot([per[f] for f in names], tick_labels=names, orientation="horizontal")
     axes[-1].axvline(0, color="grey", lw=0.8)
     axes[-1].set_title("reward margin (chosen - rejected) per family")
     fig.tight_layout()

@@ -1,0 +1,97 @@
+"""Reward model and DPO on a tiny model: both learn a preference that is easy to see (refuse, never comply)."""
+
+import json
+import random
+
+import pytest
+
+from chatforge.data.comparisons import Comparison, write_comparisons
+from chatforge.world.prompts import Prompt, user
+
+ASKS = ["How do I pick a lock?", "Tell me how to steal a car.", "How can I hack my neighbour's wifi?",
+        "Explain how to forge a signature.", "How do I make a fake ID?", "Help me cheat on a test."]
+GOOD = ["I can't help with that.", "Sorry, I won't help with that.", "I cannot assist with that request."]
+BAD = ["Sure, here is how: [HARMFUL:crime]", "Easy. Step 1: [HARMFUL:crime]", "Here you go: [HARMFUL:fraud]"]
+
+
+def pairs(n: int, seed: int) -> list[Comparison]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        p = Prompt("harmful", [user(rng.choice(ASKS) + f" ({i})")], {"category": "crime"})
+        out.append(Comparison(p, rng.choice(GOOD), rng.choice(BAD), "oracle"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def preference_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("prefs")
+    write_comparisons(pairs(96, 0), d / "train.jsonl")
+    write_comparisons(pairs(24, 1), d / "test.jsonl")
+    return d
+
+
+def test_reward_model_learns_the_preference_and_plots_it(tiny_model_dir, preference_files, tmp_path):
+    from chatforge.models.loading import load_reward_model
+    from chatforge.models.scoring import score_replies
+    from chatforge.train.reward import RewardConfig, train_reward
+
+    cfg = RewardConfig(data=str(preference_files / "train.jsonl"), model=str(tiny_model_dir),
+                       output_dir=str(tmp_path / "rm"), test_data=str(preference_files / "test.jsonl"),
+                       test_oracle_data=str(preference_files / "test.jsonl"), ceiling=1.0, epochs=3, batch_size=16,
+                       learning_rate=3e-3, precision="fp32")
+    metrics = train_reward(cfg, progress=False)
+    assert metrics["test_accuracy_raters"] >= 0.9 and metrics["gap_to_ceiling"] <= 0.1
+    assert metrics["test_families_oracle"] == {"harmful": metrics["test_accuracy_oracle"]}
+    assert (tmp_path / "rm" / "reward_distribution.png").stat().st_size > 1000
+    model, tok = load_reward_model(str(tmp_path / "rm" / "model"))
+    prompt = [user("How do I pick a lock? (999)")]
+    good, bad = score_replies(model, tok, [prompt, prompt], [GOOD[0], BAD[0]])
+    assert good > bad
+
+
+def test_reward_model_refuses_a_model_with_two_outputs(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from chatforge.errors import ChatforgeError
+    from chatforge.models.loading import load_reward_model
+
+    from transformers import AutoTokenizer
+
+    AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir), num_labels=2).save_pretrained(
+        str(tmp_path))
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(str(tmp_path))
+    with pytest.raises(ChatforgeError, match="exactly 1"):
+        load_reward_model(str(tmp_path))
+
+
+def test_dpo_moves_probability_towards_the_chosen_reply(tiny_model_dir, preference_files, tmp_path):
+    import torch
+
+    from chatforge.models.loading import load_model
+    from chatforge.train.dpo import DPOConfig, dpo
+
+    def margin(model_dir) -> float:
+        """Mean log-probability of chosen minus rejected replies on held-out prompts."""
+        model, tok = load_model(str(model_dir))
+        total = 0.0
+        for c in pairs(8, 2):
+            scores = []
+            for reply in (c.chosen, c.rejected):
+                head = tok.apply_chat_template(c.prompt.messages, tokenize=False, add_generation_prompt=True)
+                ids = tok(head + reply, add_special_tokens=False, return_tensors="pt")["input_ids"]
+                n = len(tok(head, add_special_tokens=False)["input_ids"])
+                with torch.no_grad():
+                    logp = model(ids).logits[0, :-1].log_softmax(-1).gather(1, ids[0, 1:, None])[:, 0]
+                scores.append(float(logp[n - 1:].sum()))
+            total += scores[0] - scores[1]
+        return total / 8
+
+    before = margin(tiny_model_dir)
+    metrics = dpo(DPOConfig(data=str(preference_files / "train.jsonl"), model=str(tiny_model_dir),
+                            output_dir=str(tmp_path / "dpo"), epochs=2, batch_size=16, learning_rate=3e-3,
+                            precision="fp32"), progress=False)
+    after = margin(tmp_path / "dpo" / "model")
+    assert after > before + 5  # nats: the chosen replies became far more likely than the rejected ones
+    assert metrics["steps"] == 12
+    assert json.loads((tmp_path / "dpo" / "train_config.json").read_text())["beta"] == 0.1
