@@ -51,12 +51,10 @@ def test_reward_model_learns_the_preference_and_plots_it(tiny_model_dir, prefere
 
 
 def test_reward_model_refuses_a_model_with_two_outputs(tiny_model_dir, tmp_path):
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from chatforge.errors import ChatforgeError
     from chatforge.models.loading import load_reward_model
-
-    from transformers import AutoTokenizer
 
     AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir), num_labels=2).save_pretrained(
         str(tmp_path))
