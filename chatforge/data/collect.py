@@ -43,6 +43,11 @@ class CompareConfig:
     overlap: float = 0.15  # share of train tasks ranked by a second rater, to measure agreement
     chunk: int = 128  # prompts per generate-and-rate chunk (the unit of resume)
     policy: str = "sft"  # the name stored with every comparison
+    # InstructGPT ranked samples from several models; a second, older model (e.g. the base model) writing some
+    # of the K replies gives raters contrasts worth judging, where K samples of one model are often equally good
+    second_model: str | None = None
+    second_replies: int = 0  # of the K replies per prompt
+    second_policy: str = "base"
     seed: int = 0
 
 
@@ -115,13 +120,20 @@ def agreement_report(raters, train_pairs: list[Comparison], test_pairs: list[Com
                               "reply), exact from the raters' noise-free utilities and Gaussian noise"}
 
 
-def sample_tasks(model, tok, prompts, cfg: CompareConfig, seed: int) -> list[RankingTask]:
+def sample_tasks(models, prompts, cfg: CompareConfig, seed: int) -> list[RankingTask]:
+    """K replies per prompt: the last `second_replies` from the second model, if there is one."""
     from chatforge.models.generate import SamplingConfig, reply
 
     sampling = SamplingConfig(cfg.max_new_tokens, cfg.temperature, cfg.top_p, seed)
-    conversations = [p.messages for p in prompts for _ in range(cfg.k)]
-    replies = reply(model, tok, conversations, sampling)
-    return [RankingTask(p, replies[i * cfg.k:(i + 1) * cfg.k], cfg.policy) for i, p in enumerate(prompts)]
+    counts = [cfg.k - cfg.second_replies, cfg.second_replies] if len(models) > 1 else [cfg.k]
+    per_model = [reply(m, tok, [p.messages for p in prompts for _ in range(n)], sampling)
+                 for (m, tok), n in zip(models, counts)]
+    policy = f"{cfg.policy}+{cfg.second_policy}" if len(models) > 1 else cfg.policy
+    tasks = []
+    for i, p in enumerate(prompts):
+        replies = [r for got, n in zip(per_model, counts) for r in got[i * n:(i + 1) * n]]
+        tasks.append(RankingTask(p, replies, policy))
+    return tasks
 
 
 def collect(cfg: CompareConfig, world_cfg: WorldConfig, progress: bool = True) -> dict:
@@ -129,6 +141,9 @@ def collect(cfg: CompareConfig, world_cfg: WorldConfig, progress: bool = True) -
     from chatforge.train.progress import progress_bar
     from chatforge.world.world import World
 
+    from chatforge.train.common import quiet_hf
+
+    quiet_hf()
     out = Path(cfg.output_dir)
     save_config(cfg, out)
     if cfg.k < 2:
@@ -137,7 +152,9 @@ def collect(cfg: CompareConfig, world_cfg: WorldConfig, progress: bool = True) -
     raters = make_raters(world.oracle, cfg.raters, cfg.noise, cfg.seed)
     if not raters:
         raise ChatforgeError("need at least one rater")
-    model, tok = load_model(cfg.model)
+    if cfg.second_model and not 0 < cfg.second_replies < cfg.k:
+        raise ChatforgeError(f"second_replies must be between 1 and k-1 (got {cfg.second_replies})")
+    models = [load_model(cfg.model)] + ([load_model(cfg.second_model)] if cfg.second_model else [])
     splits = {"train": world.prompts("train", cfg.prompts, f"compare-{cfg.seed}"),
               "test": world.prompts("heldout", cfg.test_prompts, f"compare-test-{cfg.seed}")}
     start, bar = time.time(), progress_bar() if progress else None
@@ -151,7 +168,7 @@ def collect(cfg: CompareConfig, world_cfg: WorldConfig, progress: bool = True) -
             done = len(finished)
             task_bar = bar.add_task(f"compare {split}", total=len(prompts), completed=done, info="") if bar else None
             for lo in range(done, len(prompts), cfg.chunk):
-                tasks = sample_tasks(model, tok, prompts[lo:lo + cfg.chunk], cfg, cfg.seed * 1000 + lo)
+                tasks = sample_tasks(models, prompts[lo:lo + cfg.chunk], cfg, cfg.seed * 1000 + lo)
                 rate_chunk(tasks, raters, world.oracle, split, lo, cfg, out)
                 with open(tasks_file, "a") as f:  # last: a chunk counts as done once its tasks are written
                     f.writelines(json.dumps(t.to_dict()) + "\n" for t in tasks)

@@ -9,8 +9,9 @@ from chatforge.evals.metrics import HEADLINE
 
 LOWER_IS_BETTER = {"fabrication_rate", "harmful_compliance", "over_refusal", "jailbreak_asr", "toxicity_rate"}
 ROWS = list(HEADLINE) + ["toxicity_rate", "oracle_score", "win_rate_vs_sft", "decisive_win_rate_vs_sft",
-                         "final_reward", "final_kl", "mean_oracle"]
-FRACTIONS = {"oracle_score", "win_rate_vs_sft", "decisive_win_rate_vs_sft", "final_reward", "final_kl", "mean_oracle"}
+                         "final_reward", "final_kl", "mean_oracle", "rm_gain", "oracle_gain"]
+FRACTIONS = {"oracle_score", "win_rate_vs_sft", "decisive_win_rate_vs_sft", "final_reward", "final_kl", "mean_oracle",
+             "rm_gain", "oracle_gain"}
 
 
 def print_scorecard(card: dict[str, dict], console: Console | None = None) -> None:

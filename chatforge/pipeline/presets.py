@@ -12,7 +12,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
         "pretrain": {"preset": "tiny", "epochs": 2.0, "seq_len": 128, "batch_size": 8, "learning_rate": 3e-3,
                      "save_every": 200},
         "sft": {"epochs": 4.0, "batch_size": 8, "learning_rate": 3e-3, "save_every": 200},
-        "compare": {"prompts": 48, "test_prompts": 24, "k": 3, "max_new_tokens": 24, "chunk": 32},
+        "compare": {"prompts": 48, "test_prompts": 24, "k": 3, "second_replies": 1, "max_new_tokens": 24, "chunk": 32},
         "reward": {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3},
         "ppo": {"steps": 3, "rollout_batch_size": 16, "minibatch_size": 8, "max_new_tokens": 24, "save_every": 2},
         "dpo": {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3},
@@ -28,9 +28,11 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # embeddings frozen and a pretraining mix: fine-tuning keeps the names and facts no demonstration shows
         "sft": {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-3, "freeze_embeddings": True, "text_mix": 0.3,
                 "save_every": 200},
-        # InstructGPT's loop at toy scale: K=4 samples per prompt ranked by 5 simulated raters
-        "compare": {"prompts": 1000, "test_prompts": 200, "k": 4, "temperature": 0.8, "max_new_tokens": 48},
-        "reward": {"epochs": 1.0, "batch_size": 32, "learning_rate": 1e-3},
+        # InstructGPT's loop at toy scale: K=4 replies per prompt (2 from SFT, 2 from the base model) ranked by
+        # 5 simulated raters
+        "compare": {"prompts": 800, "test_prompts": 200, "k": 4, "second_replies": 2, "temperature": 0.8,
+                    "max_new_tokens": 48},
+        "reward": {"epochs": 1.0, "batch_size": 32, "learning_rate": 3e-4},
         "ppo": {"steps": 40, "rollout_batch_size": 64, "minibatch_size": 16, "max_new_tokens": 48, "save_every": 10},
         "dpo": {"epochs": 1.0, "batch_size": 32, "learning_rate": 2e-4},
         "eval": {"max_new_tokens": 48},

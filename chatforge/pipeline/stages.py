@@ -63,8 +63,10 @@ def world_config(ctx: StageContext) -> WorldConfig:
 def compare_stage(ctx: StageContext) -> dict:
     from chatforge.data.collect import CompareConfig, collect
 
-    return collect(CompareConfig(model=str(ctx.input("sft", "model")), output_dir=str(ctx.dir), **ctx.stage.config),
-                   world_config(ctx))
+    cfg = dict(ctx.stage.config)
+    second = str(ctx.input("pretrain", "model")) if cfg.get("second_replies") else None
+    return collect(CompareConfig(model=str(ctx.input("sft", "model")), output_dir=str(ctx.dir), second_model=second,
+                                 **cfg), world_config(ctx))
 
 
 def reward_stage(ctx: StageContext) -> dict:
@@ -79,26 +81,28 @@ def reward_stage(ctx: StageContext) -> dict:
 
 
 def ppo_stage(ctx: StageContext) -> dict:
+    from chatforge.evals.overoptimisation import watch
     from chatforge.train.ppo import PPOConfig, ppo
     from chatforge.world.world import World
 
     prompts, cfg = ctx.input("world", "prompts_train.jsonl"), dict(ctx.stage.config)
     ptx = str(ctx.input("world", "corpus.txt")) if cfg.get("ptx_coef") else None
-    return ppo(PPOConfig(model=str(ctx.input("sft", "model")), reward_model=str(ctx.input("reward", "model")),
-                         prompts=str(prompts), ptx_data=ptx, output_dir=str(ctx.dir), **cfg),
-               oracle_fn=oracle_scorer(World(world_config(ctx)), prompts))
+    metrics = ppo(PPOConfig(model=str(ctx.input("sft", "model")), reward_model=str(ctx.input("reward", "model")),
+                            prompts=str(prompts), ptx_data=ptx, output_dir=str(ctx.dir), **cfg),
+                  oracle_fn=oracle_scorer(World(world_config(ctx))))
+    report = watch(ctx.dir / "log.jsonl", ctx.dir / "overoptimisation.png")
+    (ctx.dir / "overoptimisation.json").write_text(json.dumps(report, indent=2))
+    return {**metrics, "overoptimisation": report["verdict"], "rm_gain": report.get("reward_model_gain"),
+            "oracle_gain": report.get("oracle_gain")}
 
 
-def oracle_scorer(world, prompts_file: Path):
+def oracle_scorer(world):
     """The over-optimisation watch: the oracle's score of the replies PPO samples, beside the reward model's."""
     from chatforge.world.prompts import Prompt
 
-    lines = prompts_file.read_text().splitlines()
-    pool = {json.dumps(p.messages): p for p in (Prompt.from_dict(json.loads(x)) for x in lines if x.strip())}
-
-    def judge(prompts: list[list[dict]], replies: list[str]) -> list[float]:
-        found = [pool.get(json.dumps(m)) for m in prompts]
-        return [world.oracle.judge(p, r).score if p else float("nan") for p, r in zip(found, replies)]
+    def judge(records: list[dict], replies: list[str]) -> list[float]:
+        return [world.oracle.judge(Prompt.from_dict(r), reply).score if "family" in r else float("nan")
+                for r, reply in zip(records, replies)]
 
     return judge
 
@@ -141,7 +145,7 @@ def demo_stages(preset: str) -> list[Stage]:
         Stage("tokenizer", tokenizer_stage, p["tokenizer"], needs=["world"]),
         Stage("pretrain", pretrain_stage, p["pretrain"], needs=["world", "tokenizer"], kind="model"),
         Stage("sft", sft_stage, p["sft"], needs=["world", "pretrain"], kind="model"),
-        Stage("compare", compare_stage, p["compare"], needs=["world", "sft"]),
+        Stage("compare", compare_stage, p["compare"], needs=["world", "pretrain", "sft"]),
         Stage("reward", reward_stage, p["reward"], needs=["compare", "sft"], kind="model"),
         Stage("ppo", ppo_stage, p["ppo"], needs=["world", "reward", "sft"], kind="model"),
         Stage("dpo", dpo_stage, p["dpo"], needs=["compare", "sft"], kind="model"),
@@ -180,7 +184,8 @@ def scorecard(results: dict[str, dict]) -> dict[str, dict]:
 TRAINING_FIGURES = {
     "compare": ("train_pairs", "rater_vs_rater", "rater_vs_oracle", "test_ceiling"),
     "reward": ("test_accuracy_raters", "rater_ceiling", "gap_to_ceiling", "test_accuracy_oracle"),
-    "ppo": ("final_reward", "final_kl", "mean_oracle", "samples_per_s", "generation_share"),
+    "ppo": ("final_reward", "final_kl", "mean_oracle", "rm_gain", "oracle_gain", "overoptimisation", "samples_per_s",
+            "generation_share"),
     "dpo": ("reward_accuracy", "reward_margin"),
 }
 
