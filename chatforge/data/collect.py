@@ -138,10 +138,9 @@ def sample_tasks(models, prompts, cfg: CompareConfig, seed: int) -> list[Ranking
 
 def collect(cfg: CompareConfig, world_cfg: WorldConfig, progress: bool = True) -> dict:
     from chatforge.models.loading import load_model
+    from chatforge.train.common import quiet_hf
     from chatforge.train.progress import progress_bar
     from chatforge.world.world import World
-
-    from chatforge.train.common import quiet_hf
 
     quiet_hf()
     out = Path(cfg.output_dir)
