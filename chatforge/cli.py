@@ -202,6 +202,38 @@ def dpo(model: str = typer.Argument(..., help="The SFT model (policy start and f
 
 
 @app.command()
+def ppo(model: str = typer.Argument(..., help="The SFT model (policy start and frozen reference)."),
+        reward_model: str = typer.Option(..., help="Reward model directory (sequence classification, 1 output)."),
+        prompts: Path = typer.Option(..., help="JSONL of {\"messages\": [...]} (a world's prompts_train.jsonl)."),
+        out_dir: Path = typer.Option(..., "--out", help="Output directory (model in OUT/model, log.jsonl)."),
+        steps: int = typer.Option(100), rollout_batch_size: int = typer.Option(64),
+        minibatch_size: int = typer.Option(16), ppo_epochs: int = typer.Option(4),
+        learning_rate: float = typer.Option(5e-5), kl_coef: float = typer.Option(0.05),
+        kl_target: Optional[float] = typer.Option(None, help="Adaptive KL: target KL per reply (default: fixed)."),
+        temperature: float = typer.Option(1.0), max_new_tokens: int = typer.Option(48),
+        ptx_coef: float = typer.Option(0.0, help="PPO-ptx: weight of the pretraining loss."),
+        ptx_data: Optional[Path] = typer.Option(None, help="Pretraining text for PPO-ptx."),
+        world: Optional[str] = typer.Option(None, help="World for the oracle watch (default: the model's)."),
+        precision: str = typer.Option("auto"), save_every: int = typer.Option(20), seed: int = typer.Option(0)):
+    """RLHF with PPO against a reward model, with a per-token KL penalty to the SFT model. Resumes if killed."""
+    from chatforge.evals.heldout import resolve_world
+    from chatforge.evals.overoptimisation import watch
+    from chatforge.pipeline.stages import oracle_scorer
+    from chatforge.train.ppo import PPOConfig
+    from chatforge.train.ppo import ppo as run
+    from chatforge.world.world import World
+
+    cfg = PPOConfig(model=model, reward_model=reward_model, prompts=str(prompts), output_dir=str(out_dir),
+                    steps=steps, rollout_batch_size=rollout_batch_size, minibatch_size=minibatch_size,
+                    ppo_epochs=ppo_epochs, learning_rate=learning_rate, kl_coef=kl_coef, kl_target=kl_target,
+                    temperature=temperature, max_new_tokens=max_new_tokens, ptx_coef=ptx_coef,
+                    ptx_data=ptx_data and str(ptx_data), precision=precision, save_every=save_every, seed=seed)
+    metrics = run(cfg, oracle_fn=oracle_scorer(World(resolve_world(model, world))))
+    metrics["overoptimisation"] = watch(out_dir / "log.jsonl", out_dir / "overoptimisation.png")
+    out.print_json(data=metrics)
+
+
+@app.command()
 def winrate(samples_a: Path = typer.Argument(..., help="samples.jsonl of model A (from `chatforge eval --samples`)."),
             samples_b: Path = typer.Argument(..., help="samples.jsonl of model B, same world."),
             json_path: Optional[Path] = typer.Option(None, "--json")):

@@ -89,3 +89,19 @@ def test_world_sample_rejects_unknown_family():
 def test_help_works():
     r = chatforge("--help")
     assert r.returncode == 0 and "demo" in r.stdout and "eval" in r.stdout
+
+
+def test_rlhf_commands_reject_bad_inputs(tmp_path, tiny_model_dir):
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "hi", "chosen": "a"}\n')
+    bad = tmp_path / "bad.jsonl"
+    assert_one_line_error(chatforge("reward", tiny_model_dir, "--data", bad, "--out", tmp_path / "r"), 1,
+                          "bad.jsonl:1", "rejected")
+    assert_one_line_error(chatforge("dpo", tiny_model_dir, "--data", tmp_path / "none.jsonl", "--out", tmp_path / "d"),
+                          1, "no such comparisons file")
+    assert_one_line_error(chatforge("compare", tmp_path / "nope", "--out", tmp_path / "c"), 1, "not found")
+    assert_one_line_error(chatforge("compare", tiny_model_dir, "--out", tmp_path / "c", "-k", "1"), 1, "at least 2")
+    # the SFT model given where the reward model belongs
+    (tmp_path / "p.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    assert_one_line_error(chatforge("ppo", tiny_model_dir, "--reward-model", tiny_model_dir, "--prompts",
+                                    tmp_path / "p.jsonl", "--out", tmp_path / "p"), 1, "not a sequence-classification")
+    assert_one_line_error(chatforge("winrate", tmp_path / "a.jsonl", tmp_path / "b.jsonl"), 1, "no eval samples")
