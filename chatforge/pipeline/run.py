@@ -92,6 +92,7 @@ class RunDir:
             if done is not None:
                 console.print(f"[dim]✓ {stage.name}: already done, skipped[/dim]")
                 results[stage.name] = done["metrics"]
+                self.register(stage, done["metrics"], only_if_missing=True)  # e.g. a run made before the registry
                 continue
             rerun.add(stage.name)
             results[stage.name] = self.run_stage(stage, fresh=inputs_changed)
@@ -119,7 +120,7 @@ class RunDir:
         console.print(f"[green]✓ {stage.name}[/green] in {info['seconds']}s")
         return metrics
 
-    def register(self, stage: Stage, metrics: dict) -> None:
+    def register(self, stage: Stage, metrics: dict, only_if_missing: bool = False) -> None:
         """Record a finished model stage in the model registry (its eval's metrics go onto that version).
         The registry is bookkeeping: a problem with it is a warning, never a failed run."""
         try:
@@ -127,6 +128,8 @@ class RunDir:
             from chatforge.pipeline.stages import MODEL_STAGES  # read late: the stage list grows with the pipeline
 
             reg = Registry()
+            if only_if_missing and stage.kind == "model" and reg.by_path(self.path(stage.name, "model")):
+                return
             if stage.kind == "model":
                 # the parent is the model it starts from: for PPO the SFT policy (in MODEL_STAGES), not the reward
                 # model, which counts as data like the other inputs
