@@ -28,14 +28,18 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # embeddings frozen and a pretraining mix: fine-tuning keeps the names and facts no demonstration shows
         "sft": {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-3, "freeze_embeddings": True, "text_mix": 0.3,
                 "save_every": 200},
-        # InstructGPT's loop at toy scale: K=4 replies per prompt (2 from SFT, 2 from the base model) ranked by
+        # InstructGPT's loop at toy scale: K=4 replies per prompt (3 from SFT, 1 from the base model) ranked by
         # 5 simulated raters
-        "compare": {"prompts": 800, "test_prompts": 200, "k": 4, "second_replies": 2, "temperature": 0.8,
+        "compare": {"prompts": 800, "test_prompts": 200, "k": 4, "second_replies": 1, "temperature": 0.8,
                     "max_new_tokens": 48},
+        # one pass: a second one fits the raters better (4.5 instead of 8 points under the noise ceiling) but gives
+        # PPO a reward model that is easier to game (measured: win rate vs SFT 0.39-0.43 instead of 0.45-0.46)
         "reward": {"epochs": 1.0, "batch_size": 32, "learning_rate": 3e-4},
-        "ppo": {"steps": 30, "rollout_batch_size": 64, "minibatch_size": 16, "ppo_epochs": 2, "learning_rate": 1e-4,
-                "kl_coef": 0.05, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10},
-        "dpo": {"epochs": 1.0, "batch_size": 32, "learning_rate": 2e-4},
+        # a strong KL penalty and a small step: with β=0.05 and lr 1e-4 the policy collapsed onto one reply the reward
+        # model overrates (KL 7 nats, oracle win rate vs SFT 0.29)
+        "ppo": {"steps": 30, "rollout_batch_size": 64, "minibatch_size": 16, "ppo_epochs": 2, "learning_rate": 5e-5,
+                "kl_coef": 0.2, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10},
+        "dpo": {"epochs": 0.5, "batch_size": 32, "learning_rate": 1e-4},
         "eval": {"max_new_tokens": 48},
     },
 }
