@@ -234,6 +234,26 @@ def ppo(model: str = typer.Argument(..., help="The SFT model (policy start and f
 
 
 @app.command()
+def rloo(model: str = typer.Argument(..., help="The SFT model (policy start and KL reference)."),
+         reward_model: str = typer.Option(..., help="Reward model directory (sequence classification, 1 output)."),
+         prompts: Path = typer.Option(..., help="JSONL of {\"messages\": [...]} (a world's prompts_train.jsonl)."),
+         out_dir: Path = typer.Option(..., "--out", help="Output directory (model in OUT/model)."),
+         steps: int = typer.Option(30), batch_size: int = typer.Option(16), num_generations: int = typer.Option(4),
+         learning_rate: float = typer.Option(5e-5), beta: float = typer.Option(0.05),
+         temperature: float = typer.Option(0.8), max_new_tokens: int = typer.Option(48),
+         precision: str = typer.Option("auto"), seed: int = typer.Option(0)):
+    """RLOO (TRL RLOOTrainer) against a reward model: RL without a value model. Resumes if killed."""
+    from chatforge.train.rloo import RLOOConfig
+    from chatforge.train.rloo import rloo as run
+
+    metrics = run(RLOOConfig(model=model, reward_model=reward_model, prompts=str(prompts), output_dir=str(out_dir),
+                             steps=steps, batch_size=batch_size, num_generations=num_generations,
+                             learning_rate=learning_rate, beta=beta, temperature=temperature,
+                             max_new_tokens=max_new_tokens, precision=precision, seed=seed))
+    out.print_json(data=metrics)
+
+
+@app.command()
 def winrate(samples_a: Path = typer.Argument(..., help="samples.jsonl of model A (from `chatforge eval --samples`)."),
             samples_b: Path = typer.Argument(..., help="samples.jsonl of model B, same world."),
             json_path: Optional[Path] = typer.Option(None, "--json")):

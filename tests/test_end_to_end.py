@@ -92,12 +92,21 @@ def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
     r = chatforge("demo", "--preset", "tiny", "--run-dir", run)
     assert r.returncode == 0, r.stderr[-3000:]
     card = json.loads((run / "scorecard.json").read_text())
-    assert set(card) == {"base", "sft"}
-    assert all(isinstance(v, (int, float)) for m in card.values() for v in m.values())
+    assert set(card) == {"base", "sft", "ppo", "dpo", "compare", "reward"}
+    assert all(isinstance(v, (int, float)) for m in card.values() for k, v in m.items() if k != "overoptimisation")
     # SFT teaches the assistant's manners even to a model this small
     assert card["sft"]["oracle_score"] > card["base"]["oracle_score"]
     assert card["sft"]["harmful_refusal"] > card["base"]["harmful_refusal"]
-    for stage in ("world", "tokenizer", "pretrain", "sft", "eval-pretrain", "eval-sft"):
+    # the RLHF stages ran and were compared with SFT head to head
+    assert 0 <= card["ppo"]["win_rate_vs_sft"] <= 1 and 0 <= card["dpo"]["win_rate_vs_sft"] <= 1
+    assert card["ppo"]["final_kl"] >= 0 and card["reward"]["rater_ceiling"] >= 0.5
+    stages = ("world", "tokenizer", "pretrain", "sft", "compare", "reward", "ppo", "dpo", "eval-pretrain", "eval-sft",
+              "eval-ppo", "eval-dpo", "winrate")
+    for stage in stages:
         assert (run / stage / "DONE").is_file() and (run / stage / "stage.json").is_file()
+    assert (run / "ppo" / "overoptimisation.png").is_file() and (run / "reward" / "reward_distribution.png").is_file()
+    # every model is in the registry with its lineage: ppo ← sft ← base
+    shown = chatforge("models", "show", "ppo")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["lineage"][:3] == ["ppo:1", "sft:1", "base:1"]
     again = chatforge("demo", "--preset", "tiny", "--run-dir", run)
-    assert again.returncode == 0 and again.stderr.count("already done") == 6
+    assert again.returncode == 0 and again.stderr.count("already done") == len(stages)

@@ -93,3 +93,20 @@ def test_dpo_moves_probability_towards_the_chosen_reply(tiny_model_dir, preferen
     assert after > before + 5  # nats: the chosen replies became far more likely than the rejected ones
     assert metrics["steps"] == 12
     assert json.loads((tmp_path / "dpo" / "train_config.json").read_text())["beta"] == 0.1
+
+
+def test_rloo_runs_with_the_reward_model_as_reward(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from chatforge.train.rloo import RLOOConfig, rloo
+
+    rm = tmp_path / "rm"
+    AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir), num_labels=1).save_pretrained(str(rm))
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(str(rm))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"messages": [user(a)]}) + "\n" for a in ASKS))
+    metrics = rloo(RLOOConfig(model=str(tiny_model_dir), reward_model=str(rm), prompts=str(prompts),
+                              output_dir=str(tmp_path / "rloo"), steps=2, batch_size=8, num_generations=4,
+                              max_new_tokens=8, precision="fp32"), progress=False)
+    assert metrics["steps"] == 2 and metrics["final_reward"] is not None
+    assert (tmp_path / "rloo" / "model" / "model.safetensors").is_file()

@@ -84,3 +84,17 @@ def save_config(cfg, output_dir: Path) -> None:
 def last_loss(trainer) -> float | None:
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return round(float(losses[-1]), 4) if losses else None
+
+
+def save_model(model, tokenizer, output_dir: Path, parent: str) -> None:
+    """A trained model as `OUT/model`, ready to generate (left padding), carrying its parent's world file."""
+    import shutil
+
+    from chatforge.world.config import WORLD_FILE
+
+    model.save_pretrained(str(output_dir / "model"))
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(str(output_dir / "model"))
+    world = Path(parent) / WORLD_FILE
+    if world.is_file():  # the model keeps knowing which world it was trained in
+        shutil.copy(world, output_dir / "model" / WORLD_FILE)

@@ -7,7 +7,6 @@ to the SFT model (the frozen reference) by `beta`. No sampling, no reward model,
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +14,15 @@ from pathlib import Path
 from chatforge.data.comparisons import read_comparisons
 from chatforge.errors import ChatforgeError
 from chatforge.models.loading import first_line
-from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
-from chatforge.world.config import WORLD_FILE
+from chatforge.train.common import (
+    last_loss,
+    quiet_hf,
+    resume_point,
+    save_config,
+    save_model,
+    trainer_arguments,
+    without_printer,
+)
 
 
 @dataclass
@@ -65,12 +71,7 @@ def dpo(cfg: DPOConfig, progress: bool = True) -> dict:
     start = time.time()
     resumed = resume_point(out)
     result = trainer.train(resume_from_checkpoint=resumed)
-    trainer.model.save_pretrained(str(out / "model"))
-    tokenizer.padding_side = "left"
-    tokenizer.save_pretrained(str(out / "model"))
-    world = Path(cfg.model) / WORLD_FILE
-    if world.is_file():
-        shutil.copy(world, out / "model" / WORLD_FILE)
+    save_model(trainer.model, tokenizer, out, cfg.model)
     logs = [h for h in trainer.state.log_history if "loss" in h]
     last = logs[-1] if logs else {}
     metrics = {"pairs": len(comparisons), "train_loss": result.training_loss, "final_loss": last_loss(trainer),

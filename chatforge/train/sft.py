@@ -9,7 +9,6 @@ and facts no demonstration mentions.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,15 @@ from pathlib import Path
 from chatforge.data.conversations import load_conversations
 from chatforge.errors import ChatforgeError
 from chatforge.models.loading import first_line
-from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
-from chatforge.world.config import WORLD_FILE
+from chatforge.train.common import (
+    last_loss,
+    quiet_hf,
+    resume_point,
+    save_config,
+    save_model,
+    trainer_arguments,
+    without_printer,
+)
 
 
 @dataclass
@@ -114,12 +120,7 @@ def sft(cfg: SFTConfig, progress: bool = True) -> dict:
     resumed = resume_point(out)
     result = trainer.train(resume_from_checkpoint=resumed)
     model = trainer.model.merge_and_unload() if cfg.lora_r > 0 else trainer.model
-    model.save_pretrained(str(out / "model"))
-    tokenizer.padding_side = "left"
-    tokenizer.save_pretrained(str(out / "model"))
-    world = Path(cfg.model) / WORLD_FILE
-    if world.is_file():  # the model keeps knowing which world it was trained in
-        shutil.copy(world, out / "model" / WORLD_FILE)
+    save_model(model, tokenizer, out, cfg.model)
     metrics = {"train_loss": result.training_loss, "final_loss": last_loss(trainer), **info,
                "steps": trainer.state.global_step, "seconds": round(time.time() - start, 1),
                "resumed_from": resumed and Path(resumed).name}
