@@ -82,3 +82,16 @@ def test_scorecard_is_one_flat_object_of_numbers_per_model():
     assert set(card) == {"base", "sft"}
     assert card["sft"] == {"known_fact_accuracy": 50.0, "oracle_score": 0.5, "criterion_helpful": 40.0,
                            "family_task": 0.3}
+
+
+def test_resume_skips_a_checkpoint_killed_while_being_written(tmp_path):
+    from chatforge.train.common import resume_point
+
+    assert resume_point(tmp_path) is None
+    for step, complete in ((10, True), (20, True), (30, False)):
+        ckpt = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        if complete:
+            (ckpt / "trainer_state.json").write_text("{}")
+    assert resume_point(tmp_path) == str(tmp_path / "checkpoints" / "checkpoint-20")
+    assert not (tmp_path / "checkpoints" / "checkpoint-30").exists()  # the half-written one is gone

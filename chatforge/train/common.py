@@ -70,10 +70,19 @@ def without_printer(trainer):
 
 
 def resume_point(output_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint. A kill -9 while a checkpoint was being written leaves a folder without
+    trainer_state.json (the Trainer writes it last): such a folder is removed, and the one before it is used."""
+    import shutil
 
     ckpt_dir = output_dir / "checkpoints"
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if not ckpt_dir.is_dir():
+        return None
+    found = [p for p in ckpt_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for ckpt in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        if (ckpt / "trainer_state.json").is_file():
+            return str(ckpt)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return None
 
 
 def save_config(cfg, output_dir: Path) -> None:
