@@ -307,7 +307,8 @@ def chat(model: str = typer.Argument(..., help="Model directory or hub id."),
 def demo(preset: str = typer.Option("small", help="tiny (seconds) or small (minutes)."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<preset>)."),
          chat_after: bool = typer.Option(False, "--chat", help="Open a chat with the SFT model at the end.")):
-    """World → tokenizer → pretrain → SFT → eval, then a side-by-side scorecard. Re-running skips finished stages."""
+    """World → pretrain → SFT → comparisons → reward model → PPO and DPO → evals and win rates, then a side-by-side
+    scorecard. Re-running skips finished stages."""
     from chatforge.evals.scorecard import print_scorecard
     from chatforge.pipeline.presets import pipeline_preset
     from chatforge.pipeline.run import RunDir

@@ -3,7 +3,7 @@ model → PPO (and DPO beside it) → eval of each model → head-to-head win ra
 
 Each stage function reads only from the stages it names in `needs` and writes only into its own folder.
 A model-making stage leaves a HF model directory at `<stage>/model`; `eval-<stage>` scores it. Later
-stages (reward model, PPO, DPO, red-team, serve) are added to `demo_stages` the same way.
+stages (red-team, serve) are added to `demo_stages` the same way.
 """
 
 from __future__ import annotations
