@@ -95,14 +95,25 @@ def last_loss(trainer) -> float | None:
     return round(float(losses[-1]), 4) if losses else None
 
 
-def save_model(model, tokenizer, output_dir: Path, parent: str) -> None:
-    """A trained model as `OUT/model`, ready to generate (left padding), carrying its parent's world file."""
+def train_resumable(trainer, output_dir: Path):
+    """Train from the newest complete checkpoint in OUT/checkpoints (if any): (TrainOutput, run figures)."""
+    import time
+
+    start = time.time()
+    resumed = resume_point(output_dir)
+    result = trainer.train(resume_from_checkpoint=resumed)
+    return result, {"steps": trainer.state.global_step, "seconds": round(time.time() - start, 1),
+                    "resumed_from": resumed and Path(resumed).name}
+
+
+def save_model(model, tokenizer, output_dir: Path, parent: str, padding_side: str = "left") -> None:
+    """A trained model as `OUT/model` (left padding: ready to generate), carrying its parent's world file."""
     import shutil
 
     from chatforge.world.config import WORLD_FILE
 
     model.save_pretrained(str(output_dir / "model"))
-    tokenizer.padding_side = "left"
+    tokenizer.padding_side = padding_side
     tokenizer.save_pretrained(str(output_dir / "model"))
     world = Path(parent) / WORLD_FILE
     if world.is_file():  # the model keeps knowing which world it was trained in

@@ -7,7 +7,6 @@ to the SFT model (the frozen reference) by `beta`. No sampling, no reward model,
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +16,9 @@ from chatforge.models.loading import first_line
 from chatforge.train.common import (
     last_loss,
     quiet_hf,
-    resume_point,
     save_config,
     save_model,
+    train_resumable,
     trainer_arguments,
     without_printer,
 )
@@ -68,15 +67,11 @@ def dpo(cfg: DPOConfig, progress: bool = True) -> dict:
     except ValueError as e:
         raise ChatforgeError(f"DPO could not start: {first_line(e)}") from e
     without_printer(trainer)
-    start = time.time()
-    resumed = resume_point(out)
-    result = trainer.train(resume_from_checkpoint=resumed)
+    result, run = train_resumable(trainer, out)
     save_model(trainer.model, tokenizer, out, cfg.model)
     logs = [h for h in trainer.state.log_history if "loss" in h]
     last = logs[-1] if logs else {}
     metrics = {"pairs": len(comparisons), "train_loss": result.training_loss, "final_loss": last_loss(trainer),
-               "reward_accuracy": last.get("rewards/accuracies"), "reward_margin": last.get("rewards/margins"),
-               "steps": trainer.state.global_step, "seconds": round(time.time() - start, 1),
-               "resumed_from": resumed and Path(resumed).name}
+               "reward_accuracy": last.get("rewards/accuracies"), "reward_margin": last.get("rewards/margins"), **run}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

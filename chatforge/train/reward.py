@@ -9,8 +9,6 @@ noise-free oracle's labels, and per prompt family. Reward distributions are plot
 from __future__ import annotations
 
 import json
-import shutil
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +16,15 @@ from pathlib import Path
 from chatforge.data.comparisons import Comparison, read_comparisons
 from chatforge.errors import ChatforgeError
 from chatforge.models.loading import first_line
-from chatforge.train.common import last_loss, quiet_hf, resume_point, save_config, trainer_arguments, without_printer
-from chatforge.world.config import WORLD_FILE
+from chatforge.train.common import (
+    last_loss,
+    quiet_hf,
+    save_config,
+    save_model,
+    train_resumable,
+    trainer_arguments,
+    without_printer,
+)
 
 
 @dataclass
@@ -128,18 +133,11 @@ def train_reward(cfg: RewardConfig, progress: bool = True) -> dict:
                                                                ("oracle", cfg.test_oracle_data)) if path}
     save_config(cfg, out)
     trainer, tokenizer = build_trainer(cfg, comparisons, progress)
-    start = time.time()
-    resumed = resume_point(out)
-    result = trainer.train(resume_from_checkpoint=resumed)
+    result, run = train_resumable(trainer, out)
     model = trainer.model.eval()
-    model.save_pretrained(str(out / "model"))
-    tokenizer.save_pretrained(str(out / "model"))
-    world = Path(cfg.model) / WORLD_FILE
-    if world.is_file():
-        shutil.copy(world, out / "model" / WORLD_FILE)
+    save_model(model, tokenizer, out, cfg.model, padding_side="right")
     metrics = {"pairs": len(comparisons), "train_loss": result.training_loss, "final_loss": last_loss(trainer),
-               "steps": trainer.state.global_step, "train_seconds": round(time.time() - start, 1),
-               "resumed_from": resumed and Path(resumed).name}
+               "steps": run["steps"], "train_seconds": run["seconds"], "resumed_from": run["resumed_from"]}
     scored = {}
     for name, comps in tests.items():
         chosen, rejected = pairwise(model, tokenizer, comps)

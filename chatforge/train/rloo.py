@@ -8,13 +8,19 @@ a KL term (`beta`) keeps it near it. Same prompts and reward model as `chatforge
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from chatforge.errors import ChatforgeError
 from chatforge.models.loading import first_line
-from chatforge.train.common import quiet_hf, resume_point, save_config, save_model, trainer_arguments, without_printer
+from chatforge.train.common import (
+    quiet_hf,
+    save_config,
+    save_model,
+    train_resumable,
+    trainer_arguments,
+    without_printer,
+)
 
 
 @dataclass
@@ -72,14 +78,10 @@ def rloo(cfg: RLOOConfig, progress: bool = True) -> dict:
     except ValueError as e:
         raise ChatforgeError(f"RLOO could not start: {first_line(e)}") from e
     without_printer(trainer)
-    start = time.time()
-    resumed = resume_point(out)
-    trainer.train(resume_from_checkpoint=resumed)
+    _, run = train_resumable(trainer, out)
     save_model(trainer.model, tokenizer, out, cfg.model)
     logs = [h for h in trainer.state.log_history if "reward" in h]
-    metrics = {"steps": trainer.state.global_step, "seconds": round(time.time() - start, 1),
-               "reward_start": logs[0]["reward"] if logs else None,
-               "final_reward": logs[-1]["reward"] if logs else None,
-               "final_kl": logs[-1].get("kl") if logs else None, "resumed_from": resumed and Path(resumed).name}
+    metrics = {**run, "reward_start": logs[0]["reward"] if logs else None,
+               "final_reward": logs[-1]["reward"] if logs else None, "final_kl": logs[-1].get("kl") if logs else None}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

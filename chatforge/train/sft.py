@@ -9,7 +9,6 @@ and facts no demonstration mentions.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from chatforge.models.loading import first_line
 from chatforge.train.common import (
     last_loss,
     quiet_hf,
-    resume_point,
     save_config,
     save_model,
+    train_resumable,
     trainer_arguments,
     without_printer,
 )
@@ -116,13 +115,9 @@ def sft(cfg: SFTConfig, progress: bool = True) -> dict:
     out = Path(cfg.output_dir)
     save_config(cfg, out)
     trainer, tokenizer, info = build_trainer(cfg, progress)
-    start = time.time()
-    resumed = resume_point(out)
-    result = trainer.train(resume_from_checkpoint=resumed)
+    result, run = train_resumable(trainer, out)
     model = trainer.model.merge_and_unload() if cfg.lora_r > 0 else trainer.model
     save_model(model, tokenizer, out, cfg.model)
-    metrics = {"train_loss": result.training_loss, "final_loss": last_loss(trainer), **info,
-               "steps": trainer.state.global_step, "seconds": round(time.time() - start, 1),
-               "resumed_from": resumed and Path(resumed).name}
+    metrics = {"train_loss": result.training_loss, "final_loss": last_loss(trainer), **info, **run}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
