@@ -1,0 +1,269 @@
+"""The continuous-batching engine on a random tiny Llama: greedy output equal to `model.generate` token for token
+(prompts of different lengths together, and requests joining a running batch), seeded sampling independent of
+batch companions, cancel, the queue bound, finish reasons, streamed text and async consumption."""
+
+import asyncio
+import threading
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from chatforge.models.loading import load_model
+from chatforge.serve.engine import Delta, Engine, EngineError, Finished, GenerationRequest, QueueFull
+
+NO_STOP = [-1]  # a stop id no token has: the request runs to max_new_tokens
+
+
+@pytest.fixture(scope="module")
+def model_tok(tiny_model_dir):
+    """The tiny random Llama with sharper attention: at its 0.02 init it attends almost uniformly, so its output
+    hardly depends on positions and a wrong position or a padding leak would go unnoticed."""
+    torch.set_num_threads(1)
+    model, tok = load_model(str(tiny_model_dir), device="cpu")
+    with torch.no_grad():
+        for layer in model.model.layers:
+            for proj, scale in (("q_proj", 8), ("k_proj", 8), ("v_proj", 4), ("o_proj", 4)):
+                getattr(layer.self_attn, proj).weight.mul_(scale)
+    return model, tok
+
+
+@pytest.fixture()
+def make_engine(model_tok):
+    engines = []
+
+    def make(**kw):
+        engines.append(Engine(*model_tok, **kw))
+        return engines[-1]
+
+    yield make
+    for e in engines:
+        e.shutdown()
+
+
+class Gate:
+    """The real model, but the engine thread waits inside chosen forward calls (1 = the first) until released:
+    makes "B joins while A is running" or "cancel between two steps" deterministic."""
+
+    def __init__(self, model, hold_at: set[int]):
+        self.model, self.config, self.hold_at, self.calls = model, model.config, hold_at, 0
+        self.held, self.go = threading.Event(), threading.Event()
+
+    def __call__(self, **kw):
+        self.calls += 1
+        if self.calls in self.hold_at:
+            self.go.clear()
+            self.held.set()
+            assert self.go.wait(30)
+        return self.model(**kw)
+
+    def wait_held(self):
+        assert self.held.wait(30)
+        self.held.clear()
+
+
+def prompt(n: int, salt: int = 0) -> list[int]:
+    return [6 + (i * 37 + salt * 101) % 500 for i in range(n)]
+
+
+def greedy_reference(model, ids: list[int], max_new: int) -> list[int]:
+    out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                         max_new_tokens=max_new, do_sample=False)
+    return out[0, len(ids):].tolist()
+
+
+def test_greedy_equals_generate_for_prompts_of_different_lengths(model_tok, make_engine):
+    model, _ = model_tok
+    lengths, max_new = [3, 17, 40, 9, 64, 25], [20, 12, 30, 25, 8, 16]
+    refs = [greedy_reference(model, prompt(n, i), m) for i, (n, m) in enumerate(zip(lengths, max_new))]
+    engine = make_engine(max_batch_size=8)
+    results = [None] * len(lengths)
+
+    def client(i):  # each client its own thread, like a server's requests
+        h = engine.submit(GenerationRequest(prompt(lengths[i], i), max_new_tokens=max_new[i], temperature=0))
+        results[i] = h.result()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(lengths))]
+    for t in threads:
+        t.start()
+    engine.start()
+    for t in threads:
+        t.join(30)
+    assert [r.token_ids for r in results] == refs
+    assert engine.stats()["mean_batch"] > 1  # they really shared decode steps
+
+
+def test_requests_joining_mid_flight_get_the_tokens_they_get_alone(model_tok, make_engine):
+    model, _ = model_tok
+    # A runs; after its prefill and 5 steps B (longer than A's cache) and C (shorter) join; D joins later still
+    specs = {"A": (12, 40), "B": (50, 30), "C": (4, 10), "D": (30, 25)}
+    refs = {k: greedy_reference(model, prompt(n, len(k) + ord(k)), m) for k, (n, m) in specs.items()}
+    engine = make_engine(max_batch_size=4)
+    gate = Gate(model, hold_at={6, 14, 38})
+    engine.model = gate
+    engine.start()
+
+    def submit(k):
+        n, m = specs[k]
+        return engine.submit(GenerationRequest(prompt(n, len(k) + ord(k)), max_new_tokens=m, temperature=0))
+
+    handles = {"A": submit("A")}
+    gate.wait_held()
+    handles |= {"B": submit("B"), "C": submit("C")}
+    gate.go.set()
+    gate.wait_held()
+    assert engine.stats()["running"] == 3
+    handles["D"] = submit("D")
+    gate.go.set()
+    gate.wait_held()  # B (the longest) has left: the cache is trimmed to the longest row still running
+    running = [h for h in handles.values() if h.completion is None]
+    assert len(running) == 2 and handles["B"].completion is not None
+    assert engine.stats()["cache_len"] == max(len(h.request.prompt_ids) + len(h.tokens) - 1 for h in running)
+    gate.go.set()
+    assert {k: h.result().token_ids for k, h in handles.items()} == refs
+    stats = engine.stats()
+    assert stats["running"] == 0 and stats["cache_len"] == 0 and stats["finished"] == 4
+
+
+def test_seeded_sampling_is_reproducible_whatever_the_batch(model_tok, make_engine):
+    model, _ = model_tok
+    req = GenerationRequest(prompt(15, 1), max_new_tokens=24, temperature=1.0, top_p=0.9, seed=7,
+                            stop_token_ids=NO_STOP)
+    alone = make_engine().start().submit(req).result().token_ids
+
+    engine = make_engine()  # with companions, submitted together
+    companions = [engine.submit(GenerationRequest(prompt(n, n), max_new_tokens=30, temperature=t, seed=s))
+                  for n, t, s in [(40, 1.0, None), (5, 0.0, None), (22, 0.7, 3)]]
+    with_batch = engine.submit(req)
+    engine.start()
+    assert with_batch.result().token_ids == alone
+
+    engine = make_engine()  # joining a batch that is already decoding
+    gate = Gate(model, hold_at={4})
+    engine.model = gate
+    engine.start()
+    companions += [engine.submit(GenerationRequest(prompt(33, 2), max_new_tokens=40, temperature=1.0))]
+    gate.wait_held()
+    late = engine.submit(req)
+    gate.go.set()
+    assert late.result().token_ids == alone
+    assert all(c.result().usage["completion_tokens"] > 0 for c in companions)
+
+    other_seed = make_engine().start().submit(GenerationRequest(**{**req.__dict__, "seed": 8})).result()
+    assert other_seed.token_ids != alone
+
+
+def test_cancel_frees_the_slot_and_the_others_finish(model_tok, make_engine):
+    model, _ = model_tok
+    engine = make_engine(max_batch_size=2)
+    gate = Gate(model, hold_at={4, 6})
+    engine.model = gate
+    a = engine.submit(GenerationRequest(prompt(10, 1), max_new_tokens=100, stop_token_ids=NO_STOP))
+    b = engine.submit(GenerationRequest(prompt(20, 2), max_new_tokens=100, stop_token_ids=NO_STOP))
+    c = engine.submit(GenerationRequest(prompt(5, 3), max_new_tokens=10, stop_token_ids=NO_STOP))  # waits: full
+    waiting = engine.submit(GenerationRequest(prompt(5, 4), max_new_tokens=10))
+    engine.start()
+    gate.wait_held()
+    assert engine.stats()["running"] == 2 and engine.stats()["waiting"] == 2
+    a.cancel()
+    waiting.cancel()
+    gate.go.set()
+    gate.wait_held()  # two decode steps later: a is gone, c took its slot
+    assert [e for e in a][-1].finish_reason == "cancelled"
+    assert engine.stats()["running"] == 2 and engine.stats()["waiting"] == 0
+    gate.go.set()
+    assert a.result().finish_reason == "cancelled" and a.result().usage["completion_tokens"] < 100
+    assert waiting.result().finish_reason == "cancelled" and waiting.result().token_ids == []
+    assert (b.result().finish_reason, len(b.result().token_ids)) == ("length", 100)
+    assert (c.result().finish_reason, len(c.result().token_ids)) == ("length", 10)
+    assert engine.stats()["cancelled"] == 2
+
+
+def test_queue_full_and_too_long_prompts(make_engine):
+    engine = make_engine(max_queue=2)  # not started: submissions wait
+    handles = [engine.submit(GenerationRequest(prompt(5, i), max_new_tokens=3)) for i in range(2)]
+    with pytest.raises(QueueFull) as full:
+        engine.submit(GenerationRequest(prompt(5), max_new_tokens=3))
+    assert full.value.retry_after > 0
+    with pytest.raises(ValueError, match="context is 512"):
+        engine.submit(GenerationRequest(prompt(512)))
+    engine.start()
+    assert all(h.result().usage["completion_tokens"] >= 1 for h in handles)
+    engine.submit(GenerationRequest(prompt(5), max_new_tokens=3)).result()  # room again
+
+
+def test_length_and_stop_finish_reasons(model_tok, make_engine):
+    engine = make_engine().start()
+    req = GenerationRequest(prompt(8), max_new_tokens=12, temperature=1.0, seed=3, stop_token_ids=NO_STOP)
+    h = engine.submit(req)
+    events = list(h)
+    done = events[-1]
+    assert isinstance(done, Finished) and done.finish_reason == "length"
+    assert (done.prompt_tokens, done.completion_tokens) == (8, 12)
+    assert done.submit_time <= done.first_token_time <= done.finish_time
+    tokens = [t for e in events if isinstance(e, Delta) for t in e.token_ids]
+    assert tokens == h.result().token_ids and len(tokens) == 12
+
+    stop = next(t for i, t in enumerate(tokens) if i >= 2 and t not in tokens[:i])  # same seed: same tokens
+    r = engine.submit(GenerationRequest(**{**req.__dict__, "stop_token_ids": [stop]})).result()
+    assert r.finish_reason == "stop" and r.token_ids == tokens[:tokens.index(stop) + 1]
+
+    # the context bounds the reply: 510 prompt tokens leave room for 2
+    r = engine.submit(GenerationRequest(prompt(510), max_new_tokens=50, stop_token_ids=NO_STOP)).result()
+    assert (r.finish_reason, len(r.token_ids)) == ("length", 2)
+
+
+def test_streamed_text_and_held_back_partial_characters(model_tok, make_engine):
+    _, tok = model_tok
+    engine = make_engine().start()
+    h = engine.submit(GenerationRequest(prompt(6), max_new_tokens=30, temperature=1.0, seed=1))
+    text = "".join(e.text for e in h if isinstance(e, Delta))
+    r = h.result()
+    ids = r.token_ids[:-1] if r.finish_reason == "stop" else r.token_ids
+    assert text == r.text == tok.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
+
+    ids = tok.encode("é ✓ ok", add_special_tokens=False)  # byte-level BPE: the accents span several tokens
+    row, deltas = SimpleNamespace(tokens=[], stop={-1}, text=""), []
+    for t in ids:
+        row.tokens.append(t)
+        deltas.append(engine._detok(row))
+    assert "".join(deltas) == "é ✓ ok" and not any("\ufffd" in d for d in deltas)
+
+
+def test_async_consumers(make_engine):
+    engine = make_engine().start()
+
+    async def consume(h):
+        return [e async for e in h.events()]
+
+    async def main():
+        hs = [engine.submit(GenerationRequest(prompt(n, n), max_new_tokens=9, stop_token_ids=NO_STOP))
+              for n in (4, 19)]
+        return await asyncio.gather(*(consume(h) for h in hs)), hs
+
+    streams, handles = asyncio.run(main())
+    for events, h in zip(streams, handles):
+        assert isinstance(events[-1], Finished) and events[-1].completion_tokens == 9
+        assert [t for e in events[:-1] for t in e.token_ids] == h.result().token_ids
+
+
+def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(model_tok, make_engine):
+    model, _ = model_tok
+    engine = make_engine()
+
+
+    class Broken:
+        config = model.config
+
+        def __call__(self, **kw):
+            raise RuntimeError("device on fire")
+
+    engine.model = Broken()
+    engine.start()
+    h = engine.submit(GenerationRequest(prompt(5), max_new_tokens=5))
+    assert [e for e in h][-1].finish_reason == "error"
+    with pytest.raises(EngineError, match="device on fire"):
+        h.result()
+    engine.model = model
+    assert engine.submit(GenerationRequest(prompt(5), max_new_tokens=5)).result().token_ids
+    assert engine.stats()["errors"] == 1
