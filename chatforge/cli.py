@@ -406,6 +406,177 @@ def rate(tasks: Path = typer.Argument(..., metavar="TASKS_FILE", help="JSONL: a 
     rate_tasks(tasks, rater, out_file)
 
 
+# ---------------------------------------------------------------- the product: serve, keys, users, export
+
+DB_OPTION = typer.Option(None, "--db", help="Database: a SQLAlchemy URL, a .db file, or a directory holding "
+                         "chatforge.db (default: $CHATFORGE_DB, else ./chatforge.db).")
+
+
+def _db_url(db: Optional[str], default_dir: Optional[Path] = None) -> str:
+    """A SQLAlchemy URL from --db: URLs as they are, a .db file, or a directory that holds chatforge.db."""
+    from chatforge.store.db import sqlite_url
+
+    db = db or os.environ.get("CHATFORGE_DB")
+    if db and "://" in db:
+        return db
+    path = Path(db) if db else (default_dir or Path("."))
+    if path.is_dir() or path.suffix not in (".db", ".sqlite", ".sqlite3"):
+        path.mkdir(parents=True, exist_ok=True)
+        path = path / "chatforge.db"
+    return sqlite_url(path)
+
+
+@app.command()
+def serve(model: str = typer.Argument(..., metavar="MODEL", help="Model directory or registry ref (served, ppo:1)."),
+          host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for every one)."),
+          port: int = typer.Option(8000, help="Port."),
+          db: Optional[str] = DB_OPTION,
+          moderation: Optional[Path] = typer.Option(None, help="Moderation classifier directory (default: the run's "
+                                                    "moderation/model if there is one)."),
+          policy: Optional[str] = typer.Option(None, help="Moderation actions: JSON or a JSON file, e.g. "
+                                               "'{\"malware\": \"block\", \"toxic\": \"flag\"}'."),
+          rate_tasks: Optional[Path] = typer.Option(None, help="Ranking tasks for /rate (default: the run's "
+                                                    "compare/tasks_train.jsonl)."),
+          max_batch_size: int = typer.Option(32, help="Requests decoded together."),
+          max_queue: int = typer.Option(256, help="Waiting requests before 429."),
+          default_max_tokens: int = typer.Option(256, help="Reply length limit when a request sets none."),
+          compare_rate: float = typer.Option(0.1, help="How often the chat page shows two replies side by side."),
+          closed_signup: bool = typer.Option(False, "--closed-signup", help="Only admins create accounts.")):
+    """Serve a model: OpenAI-compatible API at /v1, the chat page at /, raters at /rate, admins at /admin."""
+    from chatforge.serve.app import serve as run_server
+    from chatforge.serve.config import ServeConfig
+    from chatforge.serve.service import resolve_model
+
+    path, model_id = resolve_model(model)
+    run_dir = _run_dir_of(Path(path))
+    data_dir = run_dir or Path(".")
+    if moderation is None and run_dir and (run_dir / "moderation" / "model" / "config.json").is_file():
+        moderation = run_dir / "moderation" / "model"
+    if rate_tasks is None and run_dir and (run_dir / "compare" / "tasks_train.jsonl").is_file():
+        rate_tasks = run_dir / "compare" / "tasks_train.jsonl"
+    if not 0 <= compare_rate <= 1:
+        raise ChatforgeError("--compare-rate must be between 0 and 1")
+    cfg = ServeConfig(model=path, model_id=model_id, host=host, port=port, db=_db_url(db, data_dir),
+                      data_dir=str(data_dir), max_batch_size=max_batch_size, max_queue=max_queue,
+                      default_max_tokens=default_max_tokens,
+                      moderation=str(moderation) if moderation else None, moderation_policy=policy,
+                      compare_rate=compare_rate, open_signup=not closed_signup,
+                      rate_tasks=str(rate_tasks) if rate_tasks else None)
+    out.print(f"database: {cfg.db}" + (f" · moderation: {cfg.moderation}" if cfg.moderation else ""),
+              soft_wrap=True, markup=False, highlight=False)
+    run_server(cfg)
+
+
+def _run_dir_of(model_path: Path) -> Optional[Path]:
+    """RUN for a model at RUN/<stage>/model (a chatforge run directory), else None."""
+    candidate = model_path.resolve().parent.parent
+    return candidate if (candidate / "world").is_dir() or (candidate / "scorecard.json").is_file() else None
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for /v1 (required once any key exists).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(name: str = typer.Argument(..., help="A label for the key (who or what uses it)."),
+                user: Optional[str] = typer.Option(None, help="The account the key belongs to."),
+                db: Optional[str] = DB_OPTION):
+    """Create a key; its secret is printed once and only its hash is stored."""
+    from chatforge.store import open_store
+
+    store = open_store(_db_url(db))
+    owner = store.get_user_by_name(user) if user else None
+    if user and not owner:
+        raise ChatforgeError(f"no user '{user}' (see: chatforge users list)")
+    key, secret = store.create_key(name, owner["id"] if owner else None)
+    print(secret)
+    print(f"key {key['id']} '{name}' created; keep the secret above, it is not shown again", file=sys.stderr)
+
+
+@keys_app.command("list")
+def keys_list(db: Optional[str] = DB_OPTION):
+    """Every key (never the secrets), revoked ones marked."""
+    from rich.table import Table
+
+    from chatforge.store import open_store
+
+    table = Table("id", "name", "prefix", "user", "created", "revoked")
+    for k in open_store(_db_url(db)).list_keys():
+        table.add_row(str(k["id"]), k["name"], k.get("prefix", ""), str(k.get("user_id") or ""),
+                      str(k.get("created", ""))[:16], "yes" if k.get("revoked") else "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str = typer.Argument(..., help="Key id or name."), db: Optional[str] = DB_OPTION):
+    """Revoke a key: requests with it get 401 from now on."""
+    from chatforge.store import open_store
+
+    open_store(_db_url(db)).revoke_key(key)
+    out.print(f"revoked key {key}", markup=False, highlight=False)
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Accounts of the web product: user, rater, admin.")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+def users_create(name: str = typer.Argument(...), role: str = typer.Option("user", help="user, rater or admin."),
+                 password: Optional[str] = typer.Option(None, help="Default: $CHATFORGE_PASSWORD, else asked for."),
+                 db: Optional[str] = DB_OPTION):
+    """Create an account (the first admin is made this way)."""
+    from chatforge.store import open_store
+
+    if role not in ("user", "rater", "admin"):
+        raise ChatforgeError(f"unknown role '{role}' (choose from: user, rater, admin)")
+    password = password or os.environ.get("CHATFORGE_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            raise ChatforgeError("no password: pass --password or set CHATFORGE_PASSWORD")
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    user = open_store(_db_url(db)).create_user(name, password, role)
+    out.print(f"created {role} '{user['name']}' (id {user['id']})", markup=False, highlight=False)
+
+
+@users_app.command("list")
+def users_list(db: Optional[str] = DB_OPTION):
+    """Every account and its role."""
+    from chatforge.store import open_store
+
+    for u in open_store(_db_url(db)).list_users():
+        out.print(f"{u['id']}\t{u['name']}\t{u['role']}", markup=False, highlight=False)
+
+
+@users_app.command("set-role")
+def users_set_role(name: str = typer.Argument(...), role: str = typer.Argument(..., help="user, rater or admin."),
+                   db: Optional[str] = DB_OPTION):
+    """Change an account's role."""
+    from chatforge.store import open_store
+
+    if role not in ("user", "rater", "admin"):
+        raise ChatforgeError(f"unknown role '{role}' (choose from: user, rater, admin)")
+    open_store(_db_url(db)).set_role(name, role)
+    out.print(f"{name} is now {role}", markup=False, highlight=False)
+
+
+@app.command()
+def export(out_dir: Path = typer.Option(..., "--out", help="Directory for sft.jsonl, preferences.jsonl, "
+                                        "redteam.jsonl."),
+           since: Optional[str] = typer.Option(None, help="Only data after this: an ISO date or 7d, 24h, 30m."),
+           db: Optional[str] = DB_OPTION):
+    """Write the store's feedback, votes, rankings and triaged chats as training data the stages read as is."""
+    from chatforge.store import open_store
+    from chatforge.store.export import export as run_export
+    from chatforge.store.export import parse_since
+
+    result = run_export(open_store(_db_url(db)), out_dir, parse_since(since) if since else None)
+    out.print_json(data=result)
+
+
+moderation_app = typer.Typer(no_args_is_help=True, help="The safety classifier that checks inputs and outputs.")
+app.add_typer(moderation_app, name="moderation")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every expected failure into one line and an exit code."""
     def err(msg: str) -> None:  # plain text: never wrapped, never read as markup

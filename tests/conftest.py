@@ -61,3 +61,59 @@ def conversations_file(tmp_path):
         return path
 
     return write
+
+
+class LiveServer:
+    """A real uvicorn server for an app, on a free loopback port, in a background thread."""
+
+    def __init__(self, app):
+        import socket
+        import threading
+
+        import uvicorn
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.app, self.url = app, f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        import time
+
+        self.thread.start()
+        for _ in range(200):  # bounded: 20 s at most
+            if self.server.started:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def tiny_moderation(tmp_path_factory):
+    """(directory, metrics) of the safety classifier trained on the tiny world (seconds)."""
+    from chatforge.moderation.train import ModerationConfig, train_moderation
+
+    out = tmp_path_factory.mktemp("moderation")
+    return out, train_moderation(ModerationConfig(output_dir=str(out), world="tiny"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def serve_app_factory(tiny_model_dir, tiny_moderation, tmp_path_factory):
+    """make(**config overrides) -> (app, store): the product app on the tiny model with a fresh database."""
+    def make(**overrides):
+        from chatforge.serve.app import create_app
+        from chatforge.serve.config import ServeConfig
+
+        data = tmp_path_factory.mktemp("serve")
+        overrides.setdefault("moderation", str(tiny_moderation[0]))
+        cfg = ServeConfig(model=str(tiny_model_dir), model_id="tiny-chat", data_dir=str(data), **overrides)
+        app = create_app(cfg)
+        return app, app.state.store
+    return make

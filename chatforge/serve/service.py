@@ -1,0 +1,190 @@
+"""The chat service behind both the API and the web UI: one model, its engine, the store and moderation.
+
+Routes turn HTTP into calls here; this file turns messages into prompt tokens (the model's own chat
+template), checks limits, submits to the engine, applies stop strings, and asks moderation what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chatforge.serve.config import ServeConfig
+from chatforge.serve.engine import Engine, Finished, GenerationRequest, QueueFull
+from chatforge.serve.errors import APIError, bad_request
+
+REFUSAL = "I can't help with that. If you're dealing with something difficult, I'm happy to help in a safe way."
+
+
+def resolve_model(ref: str) -> tuple[str, str]:
+    """(path, model id): a directory is served under its folder name, a registry ref under its ref."""
+    from chatforge.models.registry import Registry
+
+    if Path(ref).expanduser().exists():
+        known = Registry().by_path(ref)
+        return ref, known.ref if known else Path(ref).resolve().name
+    version = Registry().get(ref)
+    return version.path, version.ref
+
+
+class StopText:
+    """Cuts generated text at the first stop string, holding back any tail that could still become one."""
+
+    def __init__(self, stops: list[str]):
+        self.stops, self.text, self.sent = stops, "", 0
+
+    def feed(self, delta: str) -> tuple[str, bool]:
+        """(text safe to send now, whether a stop string was reached)."""
+        self.text += delta
+        hits = [i for i in (self.text.find(s, max(0, self.sent - len(s))) for s in self.stops) if i >= 0]
+        if hits:
+            cut = min(hits)
+            out, self.sent, self.text = self.text[self.sent:cut], cut, self.text[:cut]
+            return out, True
+        hold = max((k for s in self.stops for k in range(1, len(s)) if self.text.endswith(s[:k])), default=0)
+        end = max(self.sent, len(self.text) - hold)
+        out, self.sent = self.text[self.sent:end], end
+        return out, False
+
+    def flush(self) -> str:
+        out, self.sent = self.text[self.sent:], len(self.text)
+        return out
+
+
+@dataclass
+class Reply:
+    """One finished (or stopped) completion."""
+    text: str = ""
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class ChatService:
+    def __init__(self, cfg: ServeConfig, model, tokenizer, store, moderator=None, policy=None):
+        from chatforge.models.generate import stop_ids
+
+        self.cfg, self.model, self.tok, self.store = cfg, model, tokenizer, store
+        self.moderator, self.policy = moderator, policy
+        self.model_id = cfg.model_id
+        self.context = int(getattr(model.config, "max_position_embeddings", 2048))
+        self.stop_ids = stop_ids(model, tokenizer)
+        self.engine = Engine(model, tokenizer, max_batch_size=cfg.max_batch_size, max_queue=cfg.max_queue)
+        self.rng = random.Random(cfg.seed)
+        self.created = int(time.time())
+
+    def start(self) -> None:
+        self.engine.start()
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
+
+    # --- prompts and limits ---
+
+    def encode(self, messages: list[dict]) -> list[int]:
+        if not any(m["role"] == "user" for m in messages):
+            raise bad_request("messages must contain at least one user message", "messages")
+        msgs = [{"role": "system" if m["role"] == "developer" else m["role"], "content": m["content"]}
+                for m in messages]
+        try:
+            ids = self.tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+        except Exception as e:  # noqa: BLE001 - a template that rejects this conversation (e.g. role order)
+            raise bad_request(f"this model's chat template rejects these messages: {str(e).splitlines()[0]}",
+                              "messages") from e
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def request(self, ids: list[int], max_tokens: int | None, temperature: float = 1.0, top_p: float = 1.0,
+                seed: int | None = None) -> GenerationRequest:
+        room = self.context - len(ids)
+        if room < 1:
+            raise APIError(400, f"This model's maximum context length is {self.context} tokens. However, your "
+                           f"messages resulted in {len(ids)} tokens.", "context_length_exceeded", "messages")
+        if max_tokens is not None and max_tokens > room:
+            raise APIError(400, f"This model's maximum context length is {self.context} tokens. However, you "
+                           f"requested {len(ids) + max_tokens} tokens ({len(ids)} in the messages, {max_tokens} "
+                           "in the completion).", "context_length_exceeded", "max_tokens")
+        limit = max_tokens if max_tokens is not None else min(room, self.cfg.default_max_tokens)
+        return GenerationRequest(prompt_ids=ids, max_new_tokens=limit, temperature=temperature, top_p=top_p,
+                                 seed=seed, stop_token_ids=self.stop_ids)
+
+    def submit(self, req: GenerationRequest):
+        try:
+            return self.engine.submit(req)
+        except QueueFull as e:
+            wait = max(1, round(getattr(e, "retry_after", 1)))
+            raise APIError(429, "The server is busy: too many requests are waiting. Retry shortly.",
+                           "rate_limit_exceeded", headers={"Retry-After": str(wait)}) from e
+
+    # --- generation ---
+
+    async def run(self, handle, stops: list[str], reply: Reply, on_text=None) -> Reply:
+        """Consume a handle into `reply`; `on_text(delta)` sees text as it becomes safe to show."""
+        cut = StopText(stops)
+        try:
+            async for event in handle.events():
+                if isinstance(event, Finished):
+                    if event.finish_reason == "error":
+                        raise APIError(500, "The model failed while generating this reply.", "server_error")
+                    reply.finish_reason = {"cancelled": "stop"}.get(event.finish_reason, event.finish_reason)
+                    reply.completion_tokens = event.completion_tokens
+                    break
+                if reply.ttft_ms is None:
+                    reply.ttft_ms = (time.monotonic() - reply.started) * 1000
+                text, stopped = cut.feed(event.text)
+                reply.text += text
+                if text and on_text:
+                    await on_text(text)
+                if stopped:
+                    handle.cancel()
+                    reply.finish_reason = "stop"
+                    reply.completion_tokens = len(self.tok(reply.text, add_special_tokens=False)["input_ids"])
+                    return reply
+            tail = cut.flush()
+            reply.text += tail
+            if tail and on_text:
+                await on_text(tail)
+            return reply
+        finally:
+            handle.cancel()  # a no-op when finished; frees the slot when the client went away
+
+    async def complete(self, handle, stops: list[str], prompt_tokens: int, request=None) -> Reply:
+        """A whole reply; if the HTTP client disconnects meanwhile, the request is cancelled at once."""
+        reply = Reply(prompt_tokens=prompt_tokens)
+        task = asyncio.ensure_future(self.run(handle, stops, reply))
+        while not task.done():
+            await asyncio.wait([task], timeout=0.25)
+            if request is not None and not task.done() and await request.is_disconnected():
+                handle.cancel()
+        return task.result()
+
+    # --- moderation ---
+
+    def moderate(self, texts: list[str]) -> list[dict]:
+        return self.moderator.classify(texts) if self.moderator else [
+            {"flagged": False, "categories": {}, "category_scores": {}} for _ in texts]
+
+    def decide(self, text: str, role: str) -> tuple[str, list[str], dict]:
+        """(action, triggering categories, raw result) for one input or output text."""
+        if not self.moderator or not text:
+            return "allow", [], {}
+        result = self.moderator.classify([text])[0]
+        action, cats = self.policy.decide(result, role)
+        return action, list(cats), result
+
+    def tag_family(self, text: str) -> str:
+        from chatforge.moderation.topics import tag_family
+
+        try:
+            return tag_family(text)
+        except Exception:  # noqa: BLE001 - monitoring must never break a chat
+            return "unknown"
+
+    def side_by_side(self, forced: bool) -> bool:
+        return forced or self.rng.random() < self.cfg.compare_rate
