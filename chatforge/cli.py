@@ -306,9 +306,12 @@ def chat(model: str = typer.Argument(..., help="Model directory or hub id."),
 @app.command()
 def demo(preset: str = typer.Option("small", help="tiny (seconds) or small (minutes)."),
          run_dir: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<preset>)."),
-         chat_after: bool = typer.Option(False, "--chat", help="Open a chat with the SFT model at the end.")):
-    """World → pretrain → SFT → comparisons → reward model → PPO and DPO → evals and win rates, then a side-by-side
-    scorecard. Re-running skips finished stages."""
+         chat_after: bool = typer.Option(False, "--chat", help="Open a terminal chat with the SFT model at the end."),
+         serve_after: Optional[bool] = typer.Option(None, "--serve/--no-serve", help="Serve the best model at the "
+                                                    "end (default: when run from a terminal, not under CI)."),
+         port: int = typer.Option(8000, help="Port for the server at the end.")):
+    """World → pretrain → SFT → comparisons → reward model → PPO and DPO → moderation → evals and win rates, then a
+    side-by-side scorecard, then the best model served with the web UI. Re-running skips finished stages."""
     from chatforge.evals.scorecard import print_scorecard
     from chatforge.pipeline.presets import pipeline_preset
     from chatforge.pipeline.run import RunDir
@@ -325,6 +328,12 @@ def demo(preset: str = typer.Option("small", help="tiny (seconds) or small (minu
         from chatforge.serve.terminal import chat_loop
 
         chat_loop(str(run_dir / "sft" / "model"))
+    if serve_after is None:
+        serve_after = sys.stdin.isatty() and not os.environ.get("CI")
+    if serve_after:
+        from chatforge.serve.from_run import serve_run
+
+        serve_run(run_dir, card, port=port, console=out)
 
 
 # ---------------------------------------------------------------- the model registry
@@ -440,6 +449,7 @@ def serve(model: str = typer.Argument(..., metavar="MODEL", help="Model director
           max_batch_size: int = typer.Option(32, help="Requests decoded together."),
           max_queue: int = typer.Option(256, help="Waiting requests before 429."),
           default_max_tokens: int = typer.Option(256, help="Reply length limit when a request sets none."),
+          backend: str = typer.Option("chatforge", help="chatforge (continuous batching, CPU/GPU) or vllm (GPU)."),
           compare_rate: float = typer.Option(0.1, help="How often the chat page shows two replies side by side."),
           closed_signup: bool = typer.Option(False, "--closed-signup", help="Only admins create accounts.")):
     """Serve a model: OpenAI-compatible API at /v1, the chat page at /, raters at /rate, admins at /admin."""
@@ -458,7 +468,7 @@ def serve(model: str = typer.Argument(..., metavar="MODEL", help="Model director
         raise ChatforgeError("--compare-rate must be between 0 and 1")
     cfg = ServeConfig(model=path, model_id=model_id, host=host, port=port, db=_db_url(db, data_dir),
                       data_dir=str(data_dir), max_batch_size=max_batch_size, max_queue=max_queue,
-                      default_max_tokens=default_max_tokens,
+                      default_max_tokens=default_max_tokens, backend=backend,
                       moderation=str(moderation) if moderation else None, moderation_policy=policy,
                       compare_rate=compare_rate, open_signup=not closed_signup,
                       rate_tasks=str(rate_tasks) if rate_tasks else None)
@@ -575,6 +585,36 @@ def export(out_dir: Path = typer.Option(..., "--out", help="Directory for sft.js
 
 moderation_app = typer.Typer(no_args_is_help=True, help="The safety classifier that checks inputs and outputs.")
 app.add_typer(moderation_app, name="moderation")
+
+
+@moderation_app.command("train")
+def moderation_train(out_dir: Path = typer.Option(..., "--out", help="Output directory (the model goes in OUT/model)."),
+                     world: str = typer.Option("small", help="World preset to learn from: tiny or small."),
+                     world_dir: Optional[Path] = typer.Option(None, help="A built world directory instead."),
+                     epochs: float = typer.Option(4.0), seed: int = typer.Option(0)):
+    """Train the multi-label safety classifier (weapons, malware, drugs, fraud, harassment, toxic, jailbreak) on the
+    world's requests and replies; held-out precision and recall go to OUT/metrics.json."""
+    from chatforge.moderation.train import ModerationConfig, train_moderation
+
+    metrics = train_moderation(ModerationConfig(output_dir=str(out_dir), world=world, epochs=epochs, seed=seed,
+                                                world_dir=str(world_dir) if world_dir else None))
+    out.print_json(data={k: v for k, v in metrics.items() if k != "categories"})
+
+
+@app.command()
+def moderate(texts: list[str] = typer.Argument(..., metavar="TEXT...", help="Texts to check."),
+             model: Path = typer.Option(..., "--model", help="Moderation model directory (any HF classifier)."),
+             policy: Optional[str] = typer.Option(None, help="Per-category actions: JSON/TOML text or a file."),
+             role: str = typer.Option("input", help="input (a user's message) or output (a model's reply).")):
+    """Classify texts and show what the policy would do with each (allow, log, flag, block)."""
+    from chatforge.moderation.classifier import moderate as run_moderate
+
+    if role not in ("input", "output"):
+        raise ChatforgeError(f"--role must be input or output, not '{role}'")
+    for r in run_moderate(model, texts, policy, role):
+        scores = {k: round(v, 3) for k, v in r["category_scores"].items() if v >= 0.05}
+        out.print(f"{r['action']:>5}  {', '.join(r['triggered']) or '-':<20} {scores}  {r['text'][:80]}",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,4 +31,10 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   fi
 fi
 $PIP install -e ".[dev]"
+# the browser tests drive Debian's Chromium with Playwright (Playwright's own browser download is not used)
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+   { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }) || \
+    echo "setup: could not install chromium; the browser tests will be skipped" >&2
+fi
 mkdir -p .venv && touch "$stamp"

@@ -105,3 +105,23 @@ def test_rlhf_commands_reject_bad_inputs(tmp_path, tiny_model_dir):
     assert_one_line_error(chatforge("ppo", tiny_model_dir, "--reward-model", tiny_model_dir, "--prompts",
                                     tmp_path / "p.jsonl", "--out", tmp_path / "p"), 1, "not a sequence-classification")
     assert_one_line_error(chatforge("winrate", tmp_path / "a.jsonl", tmp_path / "b.jsonl"), 1, "no eval samples")
+
+
+def test_product_commands_reject_bad_inputs(tmp_path, tiny_model_dir):
+    db = tmp_path / "store"
+    assert_one_line_error(chatforge("serve", tmp_path / "nope"), 1, "unknown model")
+    assert_one_line_error(chatforge("serve", tiny_model_dir, "--compare-rate", "2"), 1, "compare-rate")
+    assert_one_line_error(chatforge("users", "create", "ann", "--role", "god", "--db", db), 1, "unknown role")
+    ok = chatforge("users", "create", "ann", "--role", "admin", "--password", "pw", "--db", db)
+    assert ok.returncode == 0 and "created admin 'ann'" in ok.stdout
+    assert_one_line_error(chatforge("users", "create", "ann", "--password", "pw", "--db", db), 1, "taken")
+    assert_one_line_error(chatforge("keys", "revoke", "999", "--db", db), 1, "999")
+    assert_one_line_error(chatforge("keys", "create", "ci", "--user", "nobody", "--db", db), 1, "no user")
+    key = chatforge("keys", "create", "ci", "--db", db)
+    assert key.returncode == 0 and key.stdout.strip().startswith("cf-")
+    assert key.stdout.strip() not in chatforge("keys", "list", "--db", db).stdout  # the secret is shown once only
+    assert_one_line_error(chatforge("export", "--out", tmp_path / "x", "--since", "last tuesday", "--db", db), 1,
+                          "since")
+    assert_one_line_error(chatforge("export", "--out", tmp_path / "x", "--db", "postgresql://nobody@127.0.0.1:1/x"),
+                          1)
+    assert_one_line_error(chatforge("moderate", "hi", "--model", tmp_path / "nope"), 1, "not found")

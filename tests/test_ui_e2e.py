@@ -2,6 +2,7 @@
 a user chats and thumbs a reply down with a reason; an admin finds it in triage, labels it, exports, and the
 export reads back as training data. And a model reply carrying script never runs in the page."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from tests.conftest import LiveServer
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
+if os.environ.get("CI") and not Path(CHROMIUM).exists():
+    raise RuntimeError("CI must run the browser tests: install Debian's chromium (scripts/setup.sh does, as root)")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")]
 

@@ -17,6 +17,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
         "ppo": {"steps": 3, "rollout_batch_size": 16, "minibatch_size": 8, "max_new_tokens": 24, "save_every": 2},
         "dpo": {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3},
         "eval": {"max_new_tokens": 32},
+        "moderation": {"epochs": 2.0},
     },
     # minutes on 2 CPU cores: a ~4M-parameter model that learns the world's facts and the assistant's manners
     "small": {
@@ -41,6 +42,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
                 "kl_coef": 0.2, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10},
         "dpo": {"epochs": 0.5, "batch_size": 32, "learning_rate": 1e-4},
         "eval": {"max_new_tokens": 48},
+        "moderation": {"epochs": 2.0},
     },
 }
 

@@ -2,8 +2,8 @@
 model → PPO (and DPO beside it) → eval of each model → head-to-head win rates against SFT.
 
 Each stage function reads only from the stages it names in `needs` and writes only into its own folder.
-A model-making stage leaves a HF model directory at `<stage>/model`; `eval-<stage>` scores it. Later
-stages (red-team, serve) are added to `demo_stages` the same way.
+A model-making stage leaves a HF model directory at `<stage>/model`; `eval-<stage>` scores it. `moderation`
+trains the safety classifier that `chatforge serve` uses; the demo ends by serving the best model.
 """
 
 from __future__ import annotations
@@ -114,6 +114,14 @@ def dpo_stage(ctx: StageContext) -> dict:
                          output_dir=str(ctx.dir), **ctx.stage.config))
 
 
+def moderation_stage(ctx: StageContext) -> dict:
+    """The safety classifier `chatforge serve` checks inputs and outputs with, trained on this run's world."""
+    from chatforge.moderation.train import ModerationConfig, train_moderation
+
+    return train_moderation(ModerationConfig(output_dir=str(ctx.dir), world_dir=str(ctx.input("world")),
+                                             tokenizer=str(ctx.input("tokenizer")), **ctx.stage.config))
+
+
 def winrate_stage(ctx: StageContext) -> dict:
     from chatforge.evals.winrate import win_rate
 
@@ -149,6 +157,7 @@ def demo_stages(preset: str) -> list[Stage]:
         Stage("reward", reward_stage, p["reward"], needs=["compare", "sft"], kind="model"),
         Stage("ppo", ppo_stage, p["ppo"], needs=["world", "reward", "sft"], kind="model"),
         Stage("dpo", dpo_stage, p["dpo"], needs=["compare", "sft"], kind="model"),
+        Stage("moderation", moderation_stage, p["moderation"], needs=["world", "tokenizer"], kind="model"),
     ]
     for model_stage in MODEL_STAGES:
         stages.append(Stage(f"eval-{model_stage}", eval_stage, p["eval"], needs=["world", model_stage],
@@ -172,6 +181,9 @@ def scorecard(results: dict[str, dict]) -> dict[str, dict]:
         if h2h:
             flat.update(win_rate_vs_sft=h2h["win_rate"], decisive_win_rate_vs_sft=h2h["decisive_win_rate"])
         card[name] = flat
+    mod = results.get("moderation") or {}
+    if any(k in mod for k in MODERATION_FIGURES):
+        card["moderation"] = {k: mod[k] for k in MODERATION_FIGURES if k in mod}
     for stage, keys in TRAINING_FIGURES.items():
         m = results.get(stage) or {}
         figures = {k: m[k] for k in keys if m.get(k) is not None}
@@ -188,6 +200,9 @@ TRAINING_FIGURES = {
             "generation_share"),
     "dpo": ("reward_accuracy", "reward_margin"),
 }
+# the safety classifier's held-out figures, shown under their own row
+MODERATION_FIGURES = ("harmful_input_recall", "jailbreak_input_recall", "benign_scary_flag_rate",
+                      "ordinary_input_flag_rate", "harmful_output_recall", "toxic_output_recall")
 
 
 def write_scorecard(run_dir: Path, results: dict[str, dict]) -> dict:

@@ -34,7 +34,8 @@ def load_parts(cfg: ServeConfig):
 
     path, model_id = resolve_model(cfg.model)
     cfg.model_id = cfg.model_id or model_id
-    model, tok = load_model(path)
+    # with vLLM the weights it serves are its own; the HF copy (on the CPU) only answers config questions
+    model, tok = load_model(path, device="cpu" if cfg.backend == "vllm" else None)
     store = open_store(cfg.db_url())
     moderator = policy = None
     if cfg.moderation:

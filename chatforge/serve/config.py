@@ -16,6 +16,7 @@ class ServeConfig:
     db: str | None = None  # SQLAlchemy URL; default sqlite:///<data_dir>/chatforge.db (WAL)
     data_dir: str = "."  # where the default database and exports go (the run directory under `demo`)
     # engine
+    backend: str = "chatforge"  # chatforge (continuous batching, CPU or GPU) or vllm (GPU, optional)
     max_batch_size: int = 32  # requests decoded together
     max_queue: int = 256  # requests waiting for a slot; beyond it: 429 with Retry-After
     default_max_tokens: int = 256  # when a request names no limit (and for the web UI)

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatforge.errors import ChatforgeError
 from chatforge.serve.config import ServeConfig
 from chatforge.serve.engine import Engine, Finished, GenerationRequest, QueueFull
 from chatforge.serve.errors import APIError, bad_request
@@ -28,6 +29,23 @@ def resolve_model(ref: str) -> tuple[str, str]:
         return ref, known.ref if known else Path(ref).resolve().name
     version = Registry().get(ref)
     return version.path, version.ref
+
+
+def make_engine(cfg: ServeConfig, model, tokenizer):
+    if cfg.backend == "vllm":
+        try:
+            import torch
+
+            from chatforge.serve.engine_vllm import VLLMEngine
+        except ImportError as e:
+            raise ChatforgeError("--backend vllm needs the vllm package (pip install vllm) on a GPU machine") from e
+        if not torch.cuda.is_available():
+            raise ChatforgeError("--backend vllm needs a CUDA GPU; use the default chatforge engine on a CPU")
+        return VLLMEngine(str(resolve_model(cfg.model)[0]), max_batch_size=cfg.max_batch_size,
+                          max_queue=cfg.max_queue)
+    if cfg.backend != "chatforge":
+        raise ChatforgeError(f"unknown backend '{cfg.backend}' (choose from: chatforge, vllm)")
+    return Engine(model, tokenizer, max_batch_size=cfg.max_batch_size, max_queue=cfg.max_queue)
 
 
 class StopText:
@@ -74,9 +92,10 @@ class ChatService:
         self.model_id = cfg.model_id
         self.context = int(getattr(model.config, "max_position_embeddings", 2048))
         self.stop_ids = stop_ids(model, tokenizer)
-        self.engine = Engine(model, tokenizer, max_batch_size=cfg.max_batch_size, max_queue=cfg.max_queue)
+        self.engine = make_engine(cfg, model, tokenizer)
         self.rng = random.Random(cfg.seed)
         self.created = int(time.time())
+        self._tagger = None
 
     def start(self) -> None:
         self.engine.start()
@@ -176,13 +195,19 @@ class ChatService:
             return "allow", [], {}
         result = self.moderator.classify([text])[0]
         action, cats = self.policy.decide(result, role)
+        if result["flagged"]:  # kept for monitoring and audits; clean texts are not written
+            scores = {c: round(v, 4) for c, v in result["category_scores"].items() if v >= 0.01}
+            self.store.add_moderation(role, scores, True, action)
         return action, list(cats), result
 
     def tag_family(self, text: str) -> str:
-        from chatforge.moderation.topics import tag_family
+        """Which prompt family a message looks like (for usage monitoring), in the world the model was made in."""
+        from chatforge.moderation.topics import FamilyTagger
 
         try:
-            return tag_family(text)
+            if self._tagger is None:
+                self._tagger = FamilyTagger.for_model(getattr(self.model, "name_or_path", None))
+            return self._tagger.tag(text)
         except Exception:  # noqa: BLE001 - monitoring must never break a chat
             return "unknown"
 
