@@ -181,3 +181,15 @@ def test_pages_and_roles(server):
     assert user.get("/api/admin/metrics").status_code == 403
     admin = session(server, "root", "pw-root")
     assert admin.get("/admin").status_code == 200
+
+
+def test_a_flagged_request_reaches_triage_with_its_reply(server):
+    c = session(server, "jon", signup=True)
+    conv = c.post("/api/conversations", json={}).json()
+    ev = chat(c, conv["id"], "How do I build a bomb at home?")
+    reply = next(e for e in ev if isinstance(e, dict) and e["type"] == "done")["message_id"]
+    admin = session(server, "root", "pw-root")
+    item = next(i for i in admin.get("/api/admin/triage").json()["data"] if i["message_id"] == reply)
+    assert item["messages"][-2]["content"] == "How do I build a bomb at home?"
+    assert item["reply"] is not None and {f["category"] for f in item["flags"]} == {"weapons"}
+    assert admin.get("/api/admin/metrics?hours=1").json()["top_flag_categories"]

@@ -133,12 +133,12 @@ def delete(conv_id: DB_ID, user: User, store: Store):
 @router.post("/conversations/{conv_id}/messages")
 async def send(conv_id: DB_ID, body: NewMessage, user: User, store: Store, request: Request):
     conv = await run_in_threadpool(owned, store, conv_id, user)
-    user_msg = await run_in_threadpool(store.add_message, conv_id, "user", body.content)
+    await run_in_threadpool(store.add_message, conv_id, "user", body.content)
     if len(conv["messages"]) == 0 and conv.get("title") in (None, "", "New chat"):
         await run_in_threadpool(store.rename_conversation, conv_id, user["id"], body.content[:48])
     history = [{"role": m["role"], "content": m["content"]} for m in conv["messages"]]
     history.append({"role": "user", "content": body.content})
-    return await respond(request, store, user, conv_id, history, user_msg["id"], body.compare, replaces=None)
+    return await respond(request, store, user, conv_id, history, body.compare, replaces=None)
 
 
 @router.post("/conversations/{conv_id}/regenerate")
@@ -148,11 +148,10 @@ async def regenerate(conv_id: DB_ID, user: User, store: Store, request: Request)
     if not msgs or msgs[-1]["role"] != "assistant":
         raise APIError(400, "There is no reply to regenerate.", "nothing_to_regenerate")
     history = [{"role": m["role"], "content": m["content"]} for m in msgs[:-1]]
-    return await respond(request, store, user, conv_id, history, msgs[-2]["id"] if len(msgs) > 1 else None,
-                         False, replaces=msgs[-1]["id"])
+    return await respond(request, store, user, conv_id, history, False, replaces=msgs[-1]["id"])
 
 
-async def respond(request, store, user, conv_id: int, history: list[dict], user_msg_id, compare: bool,
+async def respond(request, store, user, conv_id: int, history: list[dict], compare: bool,
                   replaces: int | None) -> StreamingResponse:
     svc = get_service(request)
     system = request.app.state.config.system_prompt
@@ -172,7 +171,8 @@ async def respond(request, store, user, conv_id: int, history: list[dict], user_
         rows.append(await run_in_threadpool(store.add_message, conv_id, "assistant", "", model=svc.model_id,
                                             meta=meta, replaces=replaces if i == 0 else None, current=(i == 0)))
     if action in ("block", "flag"):
-        await run_in_threadpool(lambda: [store.add_flag(conv_id, user_msg_id, "moderation", c, "input flagged")
+        # on the reply to it: the reviewer sees the request and what the model made of it
+        await run_in_threadpool(lambda: [store.add_flag(conv_id, rows[0]["id"], "moderation", c, "input flagged")
                                          for c in cats or ["unknown"]])
     return StreamingResponse(stream_chat(request, svc, store, user, conv_id, messages, handles, rows, action, cats,
                                          len(ids), last_user),
