@@ -617,6 +617,37 @@ def moderate(texts: list[str] = typer.Argument(..., metavar="TEXT...", help="Tex
                   markup=False, highlight=False, soft_wrap=True)
 
 
+# ---------------------------------------------------------------- red-teaming
+
+@app.command()
+def redteam(model: Optional[str] = typer.Argument(None, metavar="[MODEL]", help="Target model: directory or registry "
+                                                   "ref (or use --target-url)."),
+            target_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint, e.g. "
+                                                     "http://127.0.0.1:8000/v1 (key: $CHATFORGE_TARGET_KEY)."),
+            target_model: str = typer.Option("default", help="Model name at the endpoint."),
+            attacker: str = typer.Option("templates", help="Comma-separated: templates, lm."),
+            queries: int = typer.Option(200, help="Attacks per attacker."),
+            out_dir: Path = typer.Option(Path("redteam"), "--out", help="Campaign directory (resumes if it exists)."),
+            judge: str = typer.Option("oracle", help="oracle, moderation or both."),
+            split: str = typer.Option("heldout", help="Template wrappers: heldout (evaluation) or train."),
+            attacker_model: Optional[str] = typer.Option(None, help="Model that writes attacks for --attacker lm "
+                                                         "(default: the run's SFT model)."),
+            rate: float = typer.Option(10.0, help="Requests/s to an endpoint (0 = unbounded)."),
+            temperature: float = typer.Option(0.0, help="Target sampling; 0 (greedy) makes HTTP and in-process "
+                                              "verdicts identical."),
+            max_tokens: int = typer.Option(48), seed: int = typer.Option(0),
+            campaign: str = typer.Option("redteam", help="Campaign tag: product chats titled #TAG join it."),
+            human_db: Optional[str] = typer.Option(None, help="Product database whose #TAG chats are judged too.")):
+    """Attack a model or endpoint with jailbreak templates and an attacker LM; every attack, reply and verdict is
+    kept in OUT/attacks.jsonl (resumable) and OUT/report.json has ASR per category, wrapper and attacker."""
+    from chatforge.redteam.cli_entry import redteam_command
+
+    redteam_command(model=model, target_url=target_url, target_model=target_model, attacker=attacker,
+                    queries=queries, out=str(out_dir), seed=seed, rate=rate, judge=judge, split=split,
+                    attacker_model=attacker_model, temperature=temperature, max_tokens=max_tokens, campaign=campaign,
+                    human_db=human_db)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every expected failure into one line and an exit code."""
     def err(msg: str) -> None:  # plain text: never wrapped, never read as markup

@@ -1,0 +1,89 @@
+"""`chatforge redteam`: one function with every option the command takes (the CLI wires it to Typer).
+
+    chatforge redteam runs/small/ppo/model --attacker templates,lm --queries 300 --out runs/small/redteam
+    chatforge redteam --target-url http://127.0.0.1:8000/v1 --target-model ppo:1 --rate 20 --out rt
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chatforge.errors import ChatforgeError
+
+ATTACKERS = ("templates", "lm")
+
+
+def run_dir_of(model_path: str | None) -> Path | None:
+    """RUN for a model at RUN/<stage>/model of a chatforge run directory, else None."""
+    if not model_path or not Path(model_path).exists():
+        return None
+    candidate = Path(model_path).resolve().parent.parent
+    return candidate if (candidate / "world").is_dir() or (candidate / "run.json").is_file() else None
+
+
+def redteam_command(model: str | None = None, target_url: str | None = None, target_model: str = "default",
+                    attacker: str = "templates", queries: int = 200, out: str = "redteam", seed: int = 0,
+                    rate: float = 10.0, judge: str = "oracle", moderation: str | None = None,
+                    split: str = "heldout", attacker_model: str | None = None, world: str | None = None,
+                    temperature: float = 0.0, top_p: float = 1.0, max_tokens: int = 48, batch_size: int = 32,
+                    round: int = 0, campaign: str = "redteam", human_db: str | None = None,
+                    concurrency: int = 8, progress: bool = True) -> dict:
+    """Run (or resume) a campaign; returns the report. `attacker`: comma-separated from templates, lm; `split`: the
+    template attacker's wrappers (heldout: evaluation; train: a training round); `human_db`: a product store URL or
+    SQLite path whose chats tagged #<campaign> are judged into the campaign; `rate` (requests/s, 0 = unbounded) and
+    `concurrency` (requests in flight) bound what an endpoint target is sent."""
+    from chatforge.evals.heldout import resolve_world
+    from chatforge.models.registry import Registry
+    from chatforge.redteam.attackers import LMAttacker, TemplateAttacker
+    from chatforge.redteam.campaign import CampaignConfig, run_campaign
+    from chatforge.redteam.judge import make_judge
+    from chatforge.redteam.targets import EndpointTarget, ModelTarget, campaign_sampling
+    from chatforge.world.world import World
+
+    if (model is None) == (target_url is None):
+        raise ChatforgeError("give a MODEL (directory or registry ref) or --target-url, not both")
+    kinds = [k.strip() for k in attacker.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in ATTACKERS]
+    if unknown or not kinds:
+        raise ChatforgeError(f"unknown attacker '{','.join(unknown) or attacker}' "
+                             f"(choose from: {', '.join(ATTACKERS)})")
+    if queries < 1 or batch_size < 1 or concurrency < 1:
+        raise ChatforgeError("--queries, --batch-size and --concurrency must be at least 1")
+    if rate < 0 or not 0 <= temperature <= 5 or not 0 < top_p <= 1 or max_tokens < 1:
+        raise ChatforgeError("--rate must be >= 0, --temperature 0-5, --top-p in (0, 1], --max-tokens >= 1")
+    if split not in ("train", "heldout"):
+        raise ChatforgeError(f"--split must be train or heldout, got '{split}'")
+    sampling = campaign_sampling(max_tokens, temperature, top_p)
+    endpoint = EndpointTarget(target_url, target_model, sampling, rate, concurrency=concurrency) if target_url else None
+    path = Registry().resolve(model) if model else None
+    run = run_dir_of(path) or run_dir_of(attacker_model)
+    if moderation is None and judge != "oracle" and run and (run / "moderation" / "model").is_dir():
+        moderation = str(run / "moderation" / "model")
+    world_obj = World(resolve_world(path, world or (str(run) if run and not path else None)))
+    the_judge = make_judge(judge, world_obj, moderation)
+    attackers = []
+    for kind in kinds:
+        if kind == "templates":
+            attackers.append(TemplateAttacker(world_obj, split))
+            continue
+        # the attacker LM starts from the run's SFT model, else from the target model itself
+        lm = attacker_model or (str(run / "sft" / "model") if run and (run / "sft" / "model").is_dir() else path)
+        if not lm:
+            raise ChatforgeError("--attacker lm needs --attacker-model (a model to write attacks, e.g. the SFT "
+                                 "model) when the target is an endpoint")
+        attackers.append(LMAttacker(Registry().resolve(lm)))
+    store = None
+    if human_db:
+        from chatforge.store import open_store
+
+        if "://" not in human_db and not Path(human_db).expanduser().is_file():
+            raise ChatforgeError(f"--human-db: no database at '{human_db}'")
+        store = open_store(human_db) if "://" in human_db else open_store(path=human_db)
+    target = endpoint or ModelTarget(path, sampling)
+    cfg = CampaignConfig(out=out, queries=queries, batch_size=batch_size, seed=seed, round=round, campaign=campaign)
+    try:
+        return run_campaign(cfg, target, the_judge, attackers, progress=progress, human=store)
+    finally:
+        target.close()
+        if store is not None:
+            store.close()
