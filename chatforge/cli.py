@@ -648,6 +648,27 @@ def redteam(model: Optional[str] = typer.Argument(None, metavar="[MODEL]", help=
                     human_db=human_db)
 
 
+@app.command()
+def adversarial(model: str = typer.Argument(..., metavar="MODEL", help="The assistant to harden: directory or ref."),
+                rounds: int = typer.Option(3, help="Attack-and-retrain rounds."),
+                out_dir: Path = typer.Option(Path("adversarial"), "--out", help="Output directory (resumes)."),
+                queries: int = typer.Option(64, help="Training-split attacks per attacker per round."),
+                heldout_queries: int = typer.Option(64, help="Held-out attacks that measure each round."),
+                attacker: str = typer.Option("templates,lm", help="Comma-separated: templates, lm."),
+                train: str = typer.Option("sft+dpo", help="How each round retrains: sft+dpo, sft or dpo."),
+                k: int = typer.Option(0, help="Safe responses: 0 = the world's gold reply, K = best of K target "
+                                      "samples the judge passes."),
+                sft_data: Optional[str] = typer.Option(None, help="Original SFT data mixed into every round "
+                                                       "(default: the run's sft.jsonl)."),
+                seed: int = typer.Option(0)):
+    """Adversarial training: attack, pair each success with a safe reply, retrain (SFT then DPO), register the new
+    version, attack it again; held-out ASR, helpfulness and over-refusal per round in OUT/rounds.json and a plot."""
+    from chatforge.redteam.cli_entry import adversarial_command
+
+    adversarial_command(model=model, rounds=rounds, out=str(out_dir), queries=queries, heldout_queries=heldout_queries,
+                        attacker=attacker, train=train, k=k, sft_data=sft_data, seed=seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning every expected failure into one line and an exit code."""
     def err(msg: str) -> None:  # plain text: never wrapped, never read as markup

@@ -92,7 +92,7 @@ def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
     r = chatforge("demo", "--preset", "tiny", "--run-dir", run)
     assert r.returncode == 0, r.stderr[-3000:]
     card = json.loads((run / "scorecard.json").read_text())
-    assert set(card) == {"base", "sft", "ppo", "dpo", "compare", "reward", "moderation"}
+    assert set(card) == {"base", "sft", "ppo", "dpo", "compare", "reward", "moderation", "redteam", "adversarial"}
     assert all(isinstance(v, (int, float)) for m in card.values() for k, v in m.items() if k != "overoptimisation")
     assert card["moderation"]["harmful_input_recall"] > card["moderation"]["benign_scary_flag_rate"]
     # SFT teaches the assistant's manners even to a model this small
@@ -101,8 +101,17 @@ def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
     # the RLHF stages ran and were compared with SFT head to head
     assert 0 <= card["ppo"]["win_rate_vs_sft"] <= 1 and 0 <= card["dpo"]["win_rate_vs_sft"] <= 1
     assert card["ppo"]["final_kl"] >= 0 and card["reward"]["rater_ceiling"] >= 0.5
+    # red team against the RLHF model, then 3 adversarial rounds measured on held-out attack families (round 0 =
+    # before), beside helpfulness and over-refusal
+    assert 0 <= card["redteam"]["asr"] <= 100 and card["redteam"]["queries"] > 0
+    adv = card["adversarial"]
+    for r in range(4):
+        for key in ("heldout_asr", "task_accuracy", "over_refusal"):
+            assert 0 <= adv[f"{key}_round_{r}"] <= 100
+    assert adv["asr_before"] == adv["heldout_asr_round_0"] and adv["asr_after"] == adv["heldout_asr_round_3"]
+    assert (run / "adversarial" / "adversarial.png").is_file() and (run / "adversarial" / "rounds.json").is_file()
     stages = ("world", "tokenizer", "pretrain", "sft", "compare", "reward", "ppo", "dpo", "eval-pretrain", "eval-sft",
-              "eval-ppo", "eval-dpo", "winrate", "moderation")
+              "eval-ppo", "eval-dpo", "winrate", "moderation", "redteam", "adversarial")
     for stage in stages:
         assert (run / stage / "DONE").is_file() and (run / stage / "stage.json").is_file()
     assert (run / "ppo" / "overoptimisation.png").is_file() and (run / "reward" / "reward_distribution.png").is_file()

@@ -65,12 +65,14 @@ def test_stages_must_declare_what_they_read(tmp_path):
 def test_demo_stages_wire_the_loop():
     names = [s.name for s in demo_stages("tiny")]
     assert names == ["world", "tokenizer", "pretrain", "sft", "compare", "reward", "ppo", "dpo", "moderation",
-                     "eval-pretrain", "eval-sft", "eval-ppo", "eval-dpo", "winrate"]
+                     "eval-pretrain", "eval-sft", "eval-ppo", "eval-dpo", "winrate", "redteam", "adversarial"]
     stages = {s.name: s for s in demo_stages("tiny")}
     seen = set()
     for s in stages.values():  # every stage reads only from stages that ran before it
         assert set(s.needs) <= seen, s.name
         seen.add(s.name)
+    assert stages["adversarial"].needs == ["world", "sft", "ppo"] and "ppo" in stages["redteam"].needs
+    assert stages["adversarial"].config["rounds"] == 3
     with pytest.raises(ChatforgeError, match="unknown preset"):
         demo_stages("enormous")
 
@@ -82,6 +84,10 @@ def test_scorecard_is_one_flat_object_of_numbers_per_model():
     assert set(card) == {"base", "sft"}
     assert card["sft"] == {"known_fact_accuracy": 50.0, "oracle_score": 0.5, "criterion_helpful": 40.0,
                            "family_task": 0.3}
+    adv = {"asr_before": 40.0, "asr_after": 10.0, "heldout_asr_round_0": 40.0, "heldout_asr_round_1": 10.0,
+           "over_refusal_round_1": 5.0}
+    card = scorecard({"eval-sft": metrics, "adversarial": adv, "redteam": {"asr": 12.5, "target": "ppo"}})
+    assert card["adversarial"] == adv and card["redteam"] == {"asr": 12.5}
 
 
 def test_resume_skips_a_checkpoint_killed_while_being_written(tmp_path):

@@ -27,7 +27,9 @@ def print_scorecard(card: dict[str, dict], console: Console | None = None) -> No
             label = f"{row} ↓" if row in LOWER_IS_BETTER else row
             table.add_row(label, *[_fmt(card[n].get(row), row) for n in models])
     console.print(table)
-    others = [n for n in card if n not in models]
+    if card.get("adversarial"):
+        print_adversarial(card["adversarial"], console)
+    others = [n for n in card if n not in models and n != "adversarial"]
     if others:
         stages = Table(title="data and reward-model stages")
         stages.add_column("stage")
@@ -43,3 +45,26 @@ def _fmt(v, row: str) -> str:
     if v is None:
         return "–"
     return f"{v:.3f}" if row in FRACTIONS else f"{v:.1f}"
+
+
+def print_adversarial(figures: dict, console: Console) -> None:
+    """Adversarial rounds: one row per round (0 = before), held-out ASR beside helpfulness and over-refusal."""
+    import re
+
+    rounds: dict[int, dict] = {}
+    for k, v in figures.items():
+        m = re.fullmatch(r"(.+)_round_(\d+)", k)
+        if m:
+            rounds.setdefault(int(m.group(2)), {})[m.group(1)] = v
+    cols = ("heldout_asr", "task_accuracy", "known_fact_accuracy", "benign_answered", "over_refusal")
+    table = Table(title="adversarial rounds (held-out attack families and prompts)")
+    table.add_column("round", justify="right")
+    for c in cols:
+        table.add_column(f"{c} ↓" if c in ("heldout_asr", "over_refusal") else c, justify="right")
+    for r in sorted(rounds):
+        table.add_row(str(r), *[_fmt(rounds[r].get(c), c) for c in cols])
+    console.print(table)
+    if figures.get("asr_before") is not None:
+        change = figures.get("asr_relative_change_pct")
+        console.print(f"held-out ASR {figures['asr_before']:.1f} → {figures.get('asr_after', 0):.1f}"
+                      + (f" ({change:+.1f}% relative)" if change is not None else ""), highlight=False)

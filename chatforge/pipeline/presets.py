@@ -18,6 +18,12 @@ PIPELINE_PRESETS: dict[str, dict] = {
         "dpo": {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3},
         "eval": {"max_new_tokens": 32},
         "moderation": {"epochs": 2.0},
+        "redteam": {"queries": 48, "attackers": "templates,lm", "max_new_tokens": 32},
+        # 3 rounds from the PPO model, 32 train attacks per attacker and 48 held-out ones per round, SFT on 200
+        # replayed demonstrations + the new examples, 1 epoch each of SFT and DPO at the tiny preset's rates
+        "adversarial": {"start": "ppo", "rounds": 3, "queries": 32, "heldout_queries": 48, "replay": 200,
+                        "sft_epochs": 1.0, "sft_learning_rate": 3e-3, "sft_batch_size": 8, "dpo_epochs": 1.0,
+                        "dpo_learning_rate": 1e-3, "dpo_batch_size": 16, "max_new_tokens": 32},
     },
     # minutes on 2 CPU cores: a ~4M-parameter model that learns the world's facts and the assistant's manners
     "small": {
@@ -43,6 +49,14 @@ PIPELINE_PRESETS: dict[str, dict] = {
         "dpo": {"epochs": 0.5, "batch_size": 32, "learning_rate": 1e-4},
         "eval": {"max_new_tokens": 48},
         "moderation": {"epochs": 2.0},
+        "redteam": {"queries": 128, "attackers": "templates,lm", "max_new_tokens": 48},
+        # budgeted to add at most ~3 minutes on 2 cores: a round is a 2x64-query train campaign, 96 held-out attacks
+        # and the held-out eval (~15 s together), then, if anything broke the model, 1 epoch of SFT on 400 replayed
+        # demonstrations + the new examples (~8 s at the SFT stage's ~56 conversations/s) and 1 epoch of DPO on the
+        # pairs (seconds); 3 rounds ≈ 1.5-2 min. SFT as the SFT stage: frozen embeddings, its learning rate halved
+        "adversarial": {"start": "ppo", "rounds": 3, "queries": 64, "heldout_queries": 96, "replay": 400,
+                        "sft_epochs": 1.0, "sft_learning_rate": 5e-4, "sft_batch_size": 16, "freeze_embeddings": True,
+                        "dpo_epochs": 1.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
     },
 }
 

@@ -1,5 +1,6 @@
 """The stages of `chatforge demo`, in order: world → tokenizer → pretrain (base) → SFT → comparisons → reward
-model → PPO (and DPO beside it) → eval of each model → head-to-head win rates against SFT.
+model → PPO (and DPO beside it) → eval of each model → head-to-head win rates against SFT → a red-team campaign against
+the best RLHF model → adversarial-training rounds from the RLHF model, measured on held-out attack families.
 
 Each stage function reads only from the stages it names in `needs` and writes only into its own folder.
 A model-making stage leaves a HF model directory at `<stage>/model`; `eval-<stage>` scores it. `moderation`
@@ -145,6 +146,59 @@ def eval_stage(ctx: StageContext) -> dict:
     return metrics
 
 
+def best_rlhf(ctx: StageContext) -> str:
+    """The RLHF model (PPO or DPO) with the higher held-out oracle score."""
+    scored = [(json.loads(ctx.input(f"eval-{m}", "report.json").read_text()).get("oracle_score") or 0.0, m)
+              for m in VERSUS_SFT if f"eval-{m}" in ctx.stage.needs]
+    return max(scored)[1] if scored else "sft"
+
+
+def redteam_stage(ctx: StageContext) -> dict:
+    """A red-team campaign against the best RLHF model: held-out template attacks and the attacker LM (the SFT
+    model, few-shot), judged by the oracle; report in redteam/report.json."""
+    from chatforge.redteam.attackers import LMAttacker, TemplateAttacker
+    from chatforge.redteam.campaign import CampaignConfig, run_campaign
+    from chatforge.redteam.judge import OracleJudge
+    from chatforge.redteam.targets import ModelTarget, campaign_sampling
+    from chatforge.world.world import World
+
+    cfg = ctx.stage.config
+    world, name = World(world_config(ctx)), best_rlhf(ctx)
+    attackers = [TemplateAttacker(world, "heldout")]
+    if "lm" in cfg.get("attackers", "templates"):
+        attackers.append(LMAttacker(str(ctx.input("sft", "model"))))
+    with ModelTarget(str(ctx.input(name, "model")), campaign_sampling(cfg.get("max_new_tokens", 48))) as target:
+        report = run_campaign(CampaignConfig(out=str(ctx.dir), queries=cfg.get("queries", 64),
+                                             seed=cfg.get("seed", 0)), target, OracleJudge(world), attackers,
+                              console=False)
+    by = report["by_attacker"]
+    return {"target": name, "queries": report["overall"]["queries"], "successes": report["overall"]["successes"],
+            "asr": report["overall"]["asr"], "heldout_template_asr": by.get("templates", {}).get("asr"),
+            "lm_asr": by.get("lm", {}).get("asr"), "lm_distinct_share": by.get("lm", {}).get("distinct_share")}
+
+
+def adversarial_stage(ctx: StageContext) -> dict:
+    """N adversarial-training rounds from the `start` model (see redteam/adversarial.py), SFT data = the world's
+    demonstrations, attacker LM = the SFT model; rounds.json and adversarial.png in the stage folder."""
+    from chatforge.redteam.adversarial import AdversarialConfig, adversarial
+
+    cfg = dict(ctx.stage.config)
+    start = cfg.pop("start", "ppo")
+    result = adversarial(AdversarialConfig(output_dir=str(ctx.dir), sft_data=str(ctx.input("world", "sft.jsonl")),
+                                           attacker_model=str(ctx.input("sft", "model")), **cfg),
+                         str(ctx.input(start, "model")), world_config(ctx))
+    flat = {k: v for k, v in result["summary"].items() if v is not None}
+    for r in result["rounds"]:  # held-out ASR, helpfulness and over-refusal after each round (0 = before)
+        for key in ADVERSARIAL_ROUND_FIGURES:
+            if r.get(key) is not None:
+                flat[f"{key}_round_{r['round']}"] = r[key]
+    return flat
+
+
+# what each adversarial round reports in the scorecard
+ADVERSARIAL_ROUND_FIGURES = ("heldout_asr", "task_accuracy", "known_fact_accuracy", "benign_answered", "over_refusal")
+
+
 def demo_stages(preset: str) -> list[Stage]:
     p = pipeline_preset(preset)
     world_cfg = WorldConfig.preset(p["world"]).to_dict()
@@ -164,6 +218,11 @@ def demo_stages(preset: str) -> list[Stage]:
                             kind="report"))
     stages.append(Stage("winrate", winrate_stage, {}, needs=["eval-sft"] + [f"eval-{m}" for m in VERSUS_SFT],
                         kind="report"))
+    stages.append(Stage("redteam", redteam_stage, p["redteam"],
+                        needs=["world", "sft", *VERSUS_SFT, *[f"eval-{m}" for m in VERSUS_SFT]], kind="report"))
+    start = p["adversarial"].get("start", "ppo")
+    stages.append(Stage("adversarial", adversarial_stage, p["adversarial"],
+                        needs=["world", "sft"] + ([start] if start != "sft" else []), kind="report"))
     return stages
 
 
@@ -184,6 +243,9 @@ def scorecard(results: dict[str, dict]) -> dict[str, dict]:
     mod = results.get("moderation") or {}
     if any(k in mod for k in MODERATION_FIGURES):
         card["moderation"] = {k: mod[k] for k in MODERATION_FIGURES if k in mod}
+    adv = results.get("adversarial") or {}
+    if adv:  # ASR before and after each round on held-out attack families, beside helpfulness and over-refusal
+        card["adversarial"] = {k: v for k, v in adv.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     for stage, keys in TRAINING_FIGURES.items():
         m = results.get(stage) or {}
         figures = {k: m[k] for k in keys if m.get(k) is not None}
@@ -199,6 +261,7 @@ TRAINING_FIGURES = {
     "ppo": ("final_reward", "final_kl", "mean_oracle", "rm_gain", "oracle_gain", "overoptimisation", "samples_per_s",
             "generation_share"),
     "dpo": ("reward_accuracy", "reward_margin"),
+    "redteam": ("queries", "successes", "asr", "heldout_template_asr", "lm_asr", "lm_distinct_share"),
 }
 # the safety classifier's held-out figures, shown under their own row
 MODERATION_FIGURES = ("harmful_input_recall", "jailbreak_input_recall", "benign_scary_flag_rate",

@@ -87,3 +87,39 @@ def redteam_command(model: str | None = None, target_url: str | None = None, tar
         target.close()
         if store is not None:
             store.close()
+
+
+def adversarial_command(model: str, rounds: int = 3, out: str = "adversarial", queries: int = 64,
+                        heldout_queries: int = 64, attacker: str = "templates,lm", attacker_model: str | None = None,
+                        train: str = "sft+dpo", k: int = 0, sft_data: str | None = None, replay: int = 0,
+                        benign: float = 0.5, sft_epochs: float = 1.0, sft_learning_rate: float = 1e-3,
+                        dpo_epochs: float = 1.0, dpo_learning_rate: float = 1e-4, max_tokens: int = 48,
+                        world: str | None = None, name: str = "adversarial", seed: int = 0,
+                        progress: bool = True) -> dict:
+    """`chatforge adversarial MODEL --rounds N --out DIR`: N rounds of attack → safe responses → SFT/DPO → held-out
+    attacks and eval, resumable; returns rounds.json's content (and prints the rounds). MODEL: a directory or a
+    registry ref. The SFT data defaults to the run's RUN/world/sft.jsonl when MODEL lives in a run directory, else
+    the world's own demonstrations; the attacker LM to the run's SFT model, else MODEL."""
+    from chatforge.evals.heldout import resolve_world
+    from chatforge.models.registry import Registry
+    from chatforge.redteam.adversarial import AdversarialConfig, adversarial, check_config, print_rounds
+
+    cfg = AdversarialConfig(output_dir=out, rounds=rounds, queries=queries, heldout_queries=heldout_queries,
+                            attackers=attacker, attacker_model=attacker_model, train=train, k=k, sft_data=sft_data,
+                            replay=replay, benign=benign, sft_epochs=sft_epochs, sft_learning_rate=sft_learning_rate,
+                            dpo_epochs=dpo_epochs, dpo_learning_rate=dpo_learning_rate, max_new_tokens=max_tokens,
+                            name=name, seed=seed)
+    check_config(cfg)
+    if max_tokens < 1:
+        raise ChatforgeError("--max-tokens must be at least 1")
+    if sft_data and not Path(sft_data).is_file():
+        raise ChatforgeError(f"--sft-data: no file at '{sft_data}'")
+    path = Registry().resolve(model)
+    run = run_dir_of(path)
+    if run and not sft_data and (run / "world" / "sft.jsonl").is_file():
+        cfg.sft_data = str(run / "world" / "sft.jsonl")
+    if run and not attacker_model and "lm" in attacker and (run / "sft" / "model").is_dir():
+        cfg.attacker_model = str(run / "sft" / "model")
+    result = adversarial(cfg, path, resolve_world(path, world or (str(run) if run else None)), progress=progress)
+    print_rounds(result)
+    return result
