@@ -158,11 +158,15 @@ def fault(model: str, data: Path, writers: int, kill_after: float) -> dict:
     store = open_store(f"sqlite:///{data / 'chatforge.db'}")
     with store.read() as s:
         rows = set(s.execute(text("SELECT message_id, reason FROM feedback")).all())
-    # a user's later vote on a reply replaces the earlier one: the last acknowledged reason per reply must be stored
-    last = {}
+    # a user's later vote on a reply replaces the earlier one: per reply, the stored vote must be the last
+    # acknowledged one or a later one (a write that committed while its answer was cut off by the kill)
+    def n(reason: str) -> int:
+        return int(reason.rsplit("-", 1)[1])
+
+    last, stored = {}, {m: n(r) for m, r in rows if r and r.startswith("bench-")}
     for m, reason in acked:
         last[m] = reason
-    lost = [(m, r) for m, r in last.items() if (m, r) not in rows]
+    lost = [(m, r) for m, r in last.items() if stored.get(m, -1) < n(r)]
     return {"acknowledged_writes": len(acked), "replies_voted": len(last), "lost": len(lost), "lost_examples": lost[:5]}
 
 
