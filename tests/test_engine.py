@@ -1,6 +1,8 @@
 """The continuous-batching engine on a random tiny Llama: greedy output equal to `model.generate` token for token
 (prompts of different lengths together, and requests joining a running batch), seeded sampling independent of
-batch companions, cancel, the queue bound, finish reasons, streamed text and async consumption."""
+batch companions, cancel, the queue bound, finish reasons, streamed text and async consumption. The engine's two
+ways to run the model (its own fused forward for Llama-style models, and the model's forward for any other) both
+face the equality tests."""
 
 import asyncio
 import threading
@@ -42,20 +44,22 @@ def make_engine(model_tok):
 
 
 class Gate:
-    """The real model, but the engine thread waits inside chosen forward calls (1 = the first) until released:
-    makes "B joins while A is running" or "cancel between two steps" deterministic."""
+    """The engine's real forward (one call per engine step: the running rows' next token and the newcomers'
+    prompts), but the engine thread waits inside chosen calls (1 = the first) until released: makes "B joins while A
+    is running" or "cancel between two steps" deterministic."""
 
-    def __init__(self, model, hold_at: set[int]):
-        self.model, self.config, self.hold_at, self.calls = model, model.config, hold_at, 0
+    def __init__(self, engine, hold_at: set[int]):
+        self.forward, self.hold_at, self.calls = engine._forward, hold_at, 0
         self.held, self.go = threading.Event(), threading.Event()
+        engine._forward = self
 
-    def __call__(self, **kw):
+    def __call__(self, *args):
         self.calls += 1
         if self.calls in self.hold_at:
             self.go.clear()
             self.held.set()
             assert self.go.wait(30)
-        return self.model(**kw)
+        return self.forward(*args)
 
     def wait_held(self):
         assert self.held.wait(30)
@@ -72,11 +76,13 @@ def greedy_reference(model, ids: list[int], max_new: int) -> list[int]:
     return out[0, len(ids):].tolist()
 
 
-def test_greedy_equals_generate_for_prompts_of_different_lengths(model_tok, make_engine):
+@pytest.mark.parametrize("fused", [True, False])
+def test_greedy_equals_generate_for_prompts_of_different_lengths(model_tok, make_engine, fused):
     model, _ = model_tok
     lengths, max_new = [3, 17, 40, 9, 64, 25], [20, 12, 30, 25, 8, 16]
     refs = [greedy_reference(model, prompt(n, i), m) for i, (n, m) in enumerate(zip(lengths, max_new))]
-    engine = make_engine(max_batch_size=8)
+    engine = make_engine(max_batch_size=8, fused=fused)
+    assert engine.fused == fused
     results = [None] * len(lengths)
 
     def client(i):  # each client its own thread, like a server's requests
@@ -93,14 +99,33 @@ def test_greedy_equals_generate_for_prompts_of_different_lengths(model_tok, make
     assert engine.stats()["mean_batch"] > 1  # they really shared decode steps
 
 
-def test_requests_joining_mid_flight_get_the_tokens_they_get_alone(model_tok, make_engine):
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_stream_of_requests_through_few_slots_gets_generates_tokens(model_tok, make_engine, fused):
+    """Requests keep leaving and joining a 3-slot batch for ~100 steps: slots are reused, the live columns move left
+    in place when they reach the end of the buffers, and the buffers grow; every reply is still generate's."""
+    model, _ = model_tok
+    specs = [(3 + (i * 7) % 30, 6 + (i * 5) % 25) for i in range(14)]  # (prompt length, max_new_tokens)
+    refs = [greedy_reference(model, prompt(n, 50 + i), m) for i, (n, m) in enumerate(specs)]
+    engine = make_engine(max_batch_size=3, fused=fused)
+    places = []
+    place = engine._place
+    engine._place = lambda rows, end: places.append((rows, end, engine._end)) or place(rows, end)
+    engine.start()
+    handles = [engine.submit(GenerationRequest(prompt(n, 50 + i), max_new_tokens=m, temperature=0,
+                                               stop_token_ids=NO_STOP)) for i, (n, m) in enumerate(specs)]
+    assert [h.result(60).token_ids for h in handles] == refs
+    assert any(end < old for _, end, old in places)  # the live columns did move left at least once
+    assert engine.stats()["mean_batch"] > 2
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_requests_joining_mid_flight_get_the_tokens_they_get_alone(model_tok, make_engine, fused):
     model, _ = model_tok
     # A runs; after its prefill and 5 steps B (longer than A's cache) and C (shorter) join; D joins later still
     specs = {"A": (12, 40), "B": (50, 30), "C": (4, 10), "D": (30, 25)}
     refs = {k: greedy_reference(model, prompt(n, len(k) + ord(k)), m) for k, (n, m) in specs.items()}
-    engine = make_engine(max_batch_size=4)
-    gate = Gate(model, hold_at={6, 14, 38})
-    engine.model = gate
+    engine = make_engine(max_batch_size=4, fused=fused)
+    gate = Gate(engine, hold_at={6, 14, 38})
     engine.start()
 
     def submit(k):
@@ -139,8 +164,7 @@ def test_seeded_sampling_is_reproducible_whatever_the_batch(model_tok, make_engi
     assert with_batch.result().token_ids == alone
 
     engine = make_engine()  # joining a batch that is already decoding
-    gate = Gate(model, hold_at={4})
-    engine.model = gate
+    gate = Gate(engine, hold_at={4})
     engine.start()
     companions += [engine.submit(GenerationRequest(prompt(33, 2), max_new_tokens=40, temperature=1.0))]
     gate.wait_held()
@@ -156,8 +180,7 @@ def test_seeded_sampling_is_reproducible_whatever_the_batch(model_tok, make_engi
 def test_cancel_frees_the_slot_and_the_others_finish(model_tok, make_engine):
     model, _ = model_tok
     engine = make_engine(max_batch_size=2)
-    gate = Gate(model, hold_at={4, 6})
-    engine.model = gate
+    gate = Gate(engine, hold_at={4, 6})
     a = engine.submit(GenerationRequest(prompt(10, 1), max_new_tokens=100, stop_token_ids=NO_STOP))
     b = engine.submit(GenerationRequest(prompt(20, 2), max_new_tokens=100, stop_token_ids=NO_STOP))
     c = engine.submit(GenerationRequest(prompt(5, 3), max_new_tokens=10, stop_token_ids=NO_STOP))  # waits: full
@@ -222,12 +245,15 @@ def test_streamed_text_and_held_back_partial_characters(model_tok, make_engine):
     ids = r.token_ids[:-1] if r.finish_reason == "stop" else r.token_ids
     assert text == r.text == tok.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
 
-    ids = tok.encode("é ✓ ok", add_special_tokens=False)  # byte-level BPE: the accents span several tokens
-    row, deltas = SimpleNamespace(tokens=[], stop={-1}, text=""), []
+    # byte-level BPE: accents and emoji span several tokens; long enough for the decoding window to slide often
+    text = "é ✓ ok, naïve café — 日本語 🙂🙂 done. " * 4
+    ids = tok.encode(text, add_special_tokens=False)
+    row, deltas = SimpleNamespace(tokens=[], stop={-1}, text="", win=0, win_text=""), []
     for t in ids:
         row.tokens.append(t)
         deltas.append(engine._detok(row))
-    assert "".join(deltas) == "é ✓ ok" and not any("\ufffd" in d for d in deltas)
+    assert "".join(deltas) == row.text == text and not any("\ufffd" in d for d in deltas)
+    assert row.win > 0  # the window did slide
 
 
 def test_async_consumers(make_engine):
@@ -247,23 +273,26 @@ def test_async_consumers(make_engine):
         assert [t for e in events[:-1] for t in e.token_ids] == h.result().token_ids
 
 
-def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(model_tok, make_engine):
-    model, _ = model_tok
-    engine = make_engine()
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(model_tok, make_engine, fused):
+    engine = make_engine(fused=fused)
+    forward, fire = engine._forward, threading.Event()
 
-
-    class Broken:
-        config = model.config
-
-        def __call__(self, **kw):
+    def broken(*args):
+        if fire.is_set():
             raise RuntimeError("device on fire")
+        return forward(*args)
 
-    engine.model = Broken()
+    engine._forward = broken
     engine.start()
+    running = engine.submit(GenerationRequest(prompt(7), max_new_tokens=400, stop_token_ids=NO_STOP))
+    next(iter(running))  # it is in the batch
+    fire.set()
     h = engine.submit(GenerationRequest(prompt(5), max_new_tokens=5))
     assert [e for e in h][-1].finish_reason == "error"
     with pytest.raises(EngineError, match="device on fire"):
         h.result()
-    engine.model = model
+    assert [e for e in running][-1].finish_reason == "error"  # it shared the failed step
+    fire.clear()
     assert engine.submit(GenerationRequest(prompt(5), max_new_tokens=5)).result().token_ids
-    assert engine.stats()["errors"] == 1
+    assert engine.stats()["errors"] == 2 and engine.stats()["running"] == 0

@@ -362,7 +362,11 @@ def test_tiny_campaign_in_process_and_over_http_agree(tmp_path, lively_model_dir
                 rows = [json.loads(x) for x in open(tmp_path / f"{name}-{temperature}" / "attacks.jsonl")]
                 results[name, temperature] = {r["id"]: (r["reply"], r["verdict"]) for r in rows}
     local, http = results["local", 0.0], results["http", 0.0]
-    assert len(local) == 24 and local == http and len({reply for reply, _ in local.values()}) > 12  # greedy: exact
+    # greedy: the same replies and verdicts, but for a rare argmax near-tie that a different batch's float rounding
+    # flips (seen once in ~10 runs on this random tiny model; bench/redteam_speed.py measures the agreement)
+    assert len(local) == 24 and len({reply for reply, _ in local.values()}) > 12
+    assert sum(local[k][0] == http[k][0] for k in local) >= 22
+    assert sum(local[k][1] == http[k][1] for k in local) >= 23
     # sampled: each attack's seed reaches the server (unseeded, no reply would match); a few replies may still part
     # ways where a draw falls within float rounding of a token boundary (server batches differ from in-process ones)
     local, http = results["local", 1.0], results["http", 1.0]
