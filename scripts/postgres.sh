@@ -12,7 +12,7 @@ if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
   fi
 fi
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-port=${CHATFORGE_TEST_PG_PORT:-55432}
+port=${CHATFORGE_TEST_PG_PORT:-$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}
 dir=$(mktemp -d /tmp/chatforge-pg.XXXXXX)
 run() { if [ "$(id -u)" = 0 ]; then chown -R postgres "$dir"; runuser -u postgres -- "$@"; else "$@"; fi; }
 run "$bin/initdb" -D "$dir/data" -A trust -U cf >/dev/null 2>&1 || exit 0
