@@ -94,21 +94,28 @@ def engine_server(engine, args):
 
 class FairLock:
     """First come, first served: a threading.Lock lets the thread that just released it take it straight back, so
-    one client would be served again and again while the others starve (TTFT p50 ~0, p95 the whole run)."""
+    one client would be served again and again while the others starve (TTFT p50 ~0, p95 the whole run). Release
+    hands the lock to the longest waiter and wakes only that one."""
 
     def __init__(self):
-        self._cond, self._queue = threading.Condition(), deque()
+        self._mutex, self._waiters, self._held = threading.Lock(), deque(), False
 
     def __enter__(self):
-        me = object()
-        with self._cond:
-            self._queue.append(me)
-            self._cond.wait_for(lambda: self._queue[0] is me)
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiters.append(gate)
+        gate.acquire()  # released by the holder: the lock is now ours
 
     def __exit__(self, *exc):
-        with self._cond:
-            self._queue.popleft()
-            self._cond.notify_all()
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._held = False
 
 
 def generate_server(model, tok, args):
