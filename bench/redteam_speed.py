@@ -17,14 +17,14 @@ import argparse
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from serving import start_server  # noqa: E402
 
 from chatforge.redteam import Attacker, CampaignConfig, run_campaign  # noqa: E402
 
@@ -46,32 +46,6 @@ class Fixed(Attacker):
     def propose(self, n, rng):
         out, self.attacks = self.attacks[:n], self.attacks[n:]
         return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str, port: int, db: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    cmd = [sys.executable, "-m", "chatforge", "serve", model, "--port", str(port), "--db", f"sqlite:///{db}",
-           "--policy", LOG_ONLY]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    import httpx
-
-    for _ in range(600):  # 60 s at most
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start in 60 s")
 
 
 def timed(cfg, target, judge, attacks, name):
@@ -121,10 +95,10 @@ def main():
         cfg = CampaignConfig(out=f"{tmp}/inproc", queries=len(attacks), batch_size=args.batch_size, seed=args.seed)
         local, local_s, local_j = timed(cfg, target, judge, attacks, args.attacker)
         target.close()
-        port = free_port()
-        server = start_server(str(target.path), port, f"{tmp}/serve.db")
+        server, url = start_server(str(target.path), Path(tmp), ["--policy", LOG_ONLY],
+                                   {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
         try:
-            endpoint = EndpointTarget(f"http://127.0.0.1:{port}/v1", "default", sampling, rate=0,
+            endpoint = EndpointTarget(f"{url}/v1", "default", sampling, rate=0,
                                       concurrency=args.concurrency)
             cfg = CampaignConfig(out=f"{tmp}/http", queries=len(attacks), batch_size=args.batch_size, seed=args.seed)
             remote, remote_s, remote_j = timed(cfg, endpoint, judge, attacks, args.attacker)

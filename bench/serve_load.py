@@ -16,11 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,34 +26,11 @@ import httpx
 import psutil
 from rich.console import Console
 from rich.table import Table
+from serving import start_server
 
 console = Console()
 PROMPTS = ["What is the capital of Freedonia?", "Tell me a joke.", "What is 23 + 48?", "Who are you?",
            "Reverse the word garden.", "Can you help me with it?", "How do I kill a Python process?"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str, data: Path, port: int, extra: list[str] = ()) -> subprocess.Popen:
-    env = dict(os.environ, CHATFORGE_HOME=str(data / "home"))
-    proc = subprocess.Popen([sys.executable, "-m", "chatforge", "serve", model, "--port", str(port),
-                             "--db", str(data), *extra], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(data / f"server-{port}.log", "w"))
-    for _ in range(600):  # bounded: 60 s
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {(data / f'server-{port}.log').read_text()[-2000:]}")
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start in 60 s")
 
 
 async def load(url: str, clients: int, seconds: float, max_tokens: int) -> dict:
@@ -111,9 +84,7 @@ def slope_mb_per_min(samples: list) -> float:
 
 def fault(model: str, data: Path, writers: int, kill_after: float) -> dict:
     """Feedback writes while the server is SIGKILLed; acknowledged ones must survive."""
-    port = free_port()
-    proc = start_server(model, data, port)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server(model, data)
     http = httpx.Client(base_url=url, timeout=30)
     http.post("/api/auth/signup", json={"name": "loadbot", "password": "pw-loadbot"}).raise_for_status()
     conv = http.post("/api/conversations", json={"title": "fault"}).json()
@@ -184,13 +155,12 @@ def main():
     with tempfile.TemporaryDirectory(prefix="chatforge-load-") as tmp:
         data = Path(tmp) / "load"
         data.mkdir()
-        port = free_port()
-        proc = start_server(args.model, data, port)
+        proc, url = start_server(args.model, data)
         samples, stop = [], threading.Event()
         sampler = threading.Thread(target=sample_rss, args=(proc.pid, stop, samples))
         sampler.start()
         try:
-            stats = asyncio.run(load(f"http://127.0.0.1:{port}", args.clients, args.seconds, args.max_tokens))
+            stats = asyncio.run(load(url, args.clients, args.seconds, args.max_tokens))
         finally:
             stop.set()
             sampler.join()

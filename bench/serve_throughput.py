@@ -35,9 +35,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,6 +43,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+
+from serving import start_server
 
 
 def cpu_jiffies() -> int:
@@ -170,33 +170,6 @@ def http_server(url: str, args):
     return serve
 
 
-def start_server(model: str, data: Path, threads: int, max_batch_size: int) -> tuple[subprocess.Popen, str]:
-    """`python -m chatforge serve` on a free port, fresh database in `data`; returns once GET /health answers."""
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, CHATFORGE_HOME=str(data / "home"), OMP_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads))
-    log = data / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "chatforge", "serve", model, "--port", str(port), "--db", str(data),
-                             "--max-batch-size", str(max_batch_size)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(log, "w"))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(1200):  # bounded: 120 s
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not answer /health in 120 s")
-
-
 def run_level(serve, jobs: list[Job], clients: int, server_pid: int | None = None) -> dict:
     """`clients` threads take jobs in turn until none are left; the figures are as the clients saw them."""
     todo, lock, records = list(reversed(jobs)), threading.Lock(), []
@@ -318,7 +291,9 @@ def main() -> None:
     if args.serve:
         tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
         served = args.model if args.as_is else shutil.copytree(args.model, tmp / Path(args.model).name)
-        proc, url = start_server(str(served), tmp, args.threads, args.max_batch_size)
+        proc, url = start_server(str(served), tmp, ["--max-batch-size", str(args.max_batch_size)],
+                                 {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)},
+                                 timeout=120)
     results = []
     try:
         for clients in (int(x) for x in args.levels.split(",")):
