@@ -9,8 +9,10 @@ from chatforge.errors import ChatforgeError
 MODEL_PRESETS: dict[str, dict] = {
     # a few hundred thousand parameters: for tests, learns the format and little else
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=192),
-    # ~4M parameters: the demo model, pretrained in a few minutes on 2 CPU cores
-    "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=768),
+    # ~1.6M parameters: the demo model, pretrained in a few minutes on 2 CPU cores. Narrower beats wider at this
+    # compute: for the same pretraining FLOPs, 2 epochs of this model reached 88-100% known-fact accuracy after SFT
+    # where 1 epoch of a 4M one (hidden 256, FFN 768) reached 18-57% (bench/recipe_sweep.py, several seeds)
+    "small": dict(hidden_size=160, num_hidden_layers=4, num_attention_heads=4, intermediate_size=448),
     # ~12M parameters: more capacity when you have more time
     "medium": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, intermediate_size=1024),
 }
