@@ -3,8 +3,8 @@
 Each variant is the `small` pipeline preset with a few settings changed; every variant runs in its own process
 and run directory, so they can run in parallel (on a GPU box: `--jobs 8`). What a recipe learns does not depend
 on the hardware, only on the steps and tokens it gets, so a GPU sweep ranks recipes for the 2-core demo machine;
-the time it would take there is estimated from the tokens processed (`--cpu-tokens-per-s`, measured on the
-2-core machine for the `small` model).
+time it takes there is measured by `bench/demo_time.py`. The table gives each variant's pretraining tokens and
+parameters, whose product is what the 2-core machine pays for.
 
     python bench/recipe_sweep.py --out /tmp/sweep --jobs 4 baseline pt3ep lr4e3
     python bench/recipe_sweep.py --list
@@ -24,49 +24,33 @@ from pathlib import Path
 TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 95, "harmful_refusal": 85,
            "over_refusal": -10, "clarification_rate": 70, "unknown_admission": 70}
 
-NARROW = {"hidden_size": 192, "intermediate_size": 512}
-
 # overrides per variant: {"world": {...}, "pretrain": {...}, "sft": {...}, "model": {...}, "shares": {...}}
+#
+# What the sweep found (2026-11-25, one H200, one seed unless said; SFT model on the held-out split; percent):
+#   recipe (then: model 4M = hidden 256 / FFN 768)     known  task  identity  harmful  over-ref  clarif  unknown
+#   4M, 1 epoch (the old preset), seeds 0 / 1           50/40  8/5    80/45   92/45     30/30   65/30   70/95
+#   4M, 2 epochs                                        75    12      92       100        0      88      90
+#   4M, 3 epochs                                        88    15      90        72        0      78      90
+#   4M, 1 epoch, SFT 5 epochs, seeds 0 / 1              58/18  5/5    98/78   95/88     10/18   95/72   85/98
+#   hidden 192 / FFN 512 (2.2M), 2 epochs, 4 seeds      88-98 10-20  95-100  95-100      0      100    92-100
+#   hidden 160 / FFN 448 (1.6M), 2 epochs (now small)   100   25      98       100        2      100      92
+# Pretraining learning rates of 3e-3 and above diverged (also with 10% warmup). No recipe taught the two-digit
+# arithmetic and list tasks (task accuracy 5-27%): they need copying digits and words from the prompt.
 VARIANTS: dict[str, dict] = {
     "baseline": {},
-    "pt2ep": {"pretrain": {"epochs": 2.0}},
     "pt3ep": {"pretrain": {"epochs": 3.0}},
-    "lr4e3": {"pretrain": {"learning_rate": 4e-3}},
-    "bs16lr3e3": {"pretrain": {"batch_size": 16, "learning_rate": 3e-3}},
-    "deep6x192": {"model": {"hidden_size": 192, "num_hidden_layers": 6, "num_attention_heads": 6,
-                            "intermediate_size": 576}},
+    "pt15": {"pretrain": {"epochs": 1.5}},
+    "seed1": {"pretrain": {"seed": 1}},
+    "seed2": {"pretrain": {"seed": 2}},
+    "wide192": {"model": {"hidden_size": 192, "intermediate_size": 512}},
+    "old4m": {"pretrain": {"epochs": 1.0}, "model": {"hidden_size": 256, "intermediate_size": 768}},
+    "deep6": {"model": {"num_hidden_layers": 6}},
+    "heads8": {"model": {"num_attention_heads": 8}},
+    "bs4": {"pretrain": {"batch_size": 4, "learning_rate": 1.5e-3}},
     "worksheet30": {"shares": {"encyclopedia": 0.40, "forum": 0.12, "chat": 0.18, "worksheet": 0.30}},
-    "chat30": {"shares": {"encyclopedia": 0.40, "forum": 0.12, "chat": 0.30, "worksheet": 0.18}},
-    "sft6ep": {"sft": {"epochs": 6.0}},
-    "sftlr2e3": {"sft": {"learning_rate": 2e-3}},
+    "sft5ep": {"sft": {"epochs": 5.0}},
     "sft_unfrozen": {"sft": {"freeze_embeddings": False}},
     "demos4800": {"world": {"sft_demos": 4800}},
-    "lr6e3": {"pretrain": {"learning_rate": 6e-3}},
-    "bs4": {"pretrain": {"batch_size": 4, "learning_rate": 1.5e-3}},
-    "heads8": {"model": {"num_attention_heads": 8}},
-    "nomix": {"sft": {"text_mix": 0.0}},
-    "pt2ep_lr4e3": {"pretrain": {"epochs": 2.0, "learning_rate": 4e-3}},
-    "sft5ep": {"sft": {"epochs": 5.0}},
-    "sft5ep_seed1": {"sft": {"epochs": 5.0}, "pretrain": {"seed": 1}},
-    "baseline_seed1": {"pretrain": {"seed": 1}},
-    "bs4_sft5ep": {"pretrain": {"batch_size": 4, "learning_rate": 1.5e-3}, "sft": {"epochs": 5.0}},
-    "narrow_pt2ep": {"pretrain": {"epochs": 2.0}, "model": {"hidden_size": 192, "intermediate_size": 512}},
-    "corpus4m_pt2ep": {"world": {"corpus_chars": 4_000_000}, "pretrain": {"epochs": 2.0}},
-    "demos3600_sft4ep": {"world": {"sft_demos": 3600}, "sft": {"epochs": 4.0}},
-    "pt15_sft5ep": {"pretrain": {"epochs": 1.5}, "sft": {"epochs": 5.0}},
-    "lr3e3": {"pretrain": {"learning_rate": 3e-3}},
-    "lr4e3_warm10": {"pretrain": {"learning_rate": 4e-3, "warmup": 0.1}},
-    "pt2ep_sft5ep": {"pretrain": {"epochs": 2.0}, "sft": {"epochs": 5.0}},
-    "corpus3m_pt2ep_sft5ep": {"world": {"corpus_chars": 3_250_000}, "pretrain": {"epochs": 2.0},
-                              "sft": {"epochs": 5.0}},
-    "narrow_pt2ep_s1": {"pretrain": {"epochs": 2.0, "seed": 1}, "model": NARROW},
-    "narrow_pt2ep_s2": {"pretrain": {"epochs": 2.0, "seed": 2}, "model": NARROW},
-    "narrow_pt2ep_sft4ep": {"pretrain": {"epochs": 2.0}, "sft": {"epochs": 4.0}, "model": NARROW},
-    "narrow_pt15": {"pretrain": {"epochs": 1.5}, "model": NARROW},
-    "narrow_pt15_s1": {"pretrain": {"epochs": 1.5, "seed": 1}, "model": NARROW},
-    "narrow160_pt2ep": {"pretrain": {"epochs": 2.0}, "model": {"hidden_size": 160, "intermediate_size": 448}},
-    "narrow_pt25": {"pretrain": {"epochs": 2.5}, "model": NARROW},
-    "narrow_pt2ep_s3": {"pretrain": {"epochs": 2.0, "seed": 3}, "model": NARROW},
 }
 
 
@@ -109,18 +93,18 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     (out / variant / "result.json").write_text(json.dumps(res, indent=2))
 
 
-def table(out: Path, variants: list[str], cpu_tok_s: float) -> None:
+def table(out: Path, variants: list[str]) -> None:
     cols = list(TARGETS) + ["oracle_score"]
-    print("variant".ljust(14) + "".join(c[:10].rjust(11) for c in cols) + "   pt_tokens  est_cpu_pt_s  gpu_s")
+    print("variant".ljust(14) + "".join(c[:10].rjust(11) for c in cols) + "   pt_tokens      params  wall_s")
     for v in variants:
         f = out / v / "result.json"
         if not f.exists():
             print(v.ljust(14) + "  (failed: see " + str(out / f"{v}.log") + ")")
             continue
         r = json.loads(f.read_text())
-        tokens = r["pretrain"]["tokens"]
         row = "".join(f"{r['eval'][c]!s:>11}" for c in cols)
-        print(v.ljust(14) + row + f"{tokens:>12.0f}{tokens / cpu_tok_s:>14.0f}{r['wall_s']:>7.0f}")
+        pt = r["pretrain"]
+        print(v.ljust(14) + row + f"{pt['tokens']:>12.0f}{pt['parameters']:>12}{r['wall_s']:>8.0f}")
 
 
 def main() -> None:
@@ -132,8 +116,6 @@ def main() -> None:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--table", action="store_true", help="only print the table of finished variants")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one variant in this process
-    # pretraining tokens/s of the small model on the 2-core machine (pretrain stage metrics: tokens / seconds)
-    ap.add_argument("--cpu-tokens-per-s", type=float, default=7160.0)
     a = ap.parse_args()
     if a.list:
         for name, v in VARIANTS.items():
@@ -143,7 +125,7 @@ def main() -> None:
         run_variant(a.one, a.out, a.preset)
         return
     if a.table:
-        table(a.out, a.variants, a.cpu_tokens_per_s)
+        table(a.out, a.variants)
         return
     unknown = [v for v in a.variants if v not in VARIANTS]
     if unknown:
@@ -159,7 +141,7 @@ def main() -> None:
                                             stdout=log, stderr=subprocess.STDOUT))
         time.sleep(2)
         running = [p for p in running if p.poll() is None]
-    table(a.out, a.variants, a.cpu_tokens_per_s)
+    table(a.out, a.variants)
 
 
 if __name__ == "__main__":
