@@ -336,6 +336,37 @@ def test_metrics_by_hand(store):
     assert live["top_flag_categories"] == [{"category": "malware", "count": 2}, {"category": "fraud", "count": 1}]
 
 
+def test_request_log_written_in_the_background(store):
+    """log_request_later returns at once; a background thread writes the rows, many per transaction; metrics() waits
+    for what was queued before it, and close() for everything."""
+    tagged = []
+
+    def family():
+        tagged.append(threading.current_thread().name)
+        return "known_fact"
+
+    def broken():
+        raise ValueError("tagger broke")
+
+    for i in range(50):
+        store.log_request_later("api" if i % 2 else "web", "sft-1", 5, 10, 20.0, 2.0, family=family if i else broken)
+    with pytest.raises(StoreError, match="source"):  # a bad row is refused at once, not lost later
+        store.log_request_later("phone", "sft-1", 5, 10, 20.0, 2.0)
+    m = store.metrics()
+    assert m["requests"] == 50 and m["completion_tokens"] == 500 and m["by_source"] == {"web": 25, "api": 25}
+    assert m["by_family"] == {"known_fact": 49, "unknown": 1}
+    assert set(tagged) == {"chatforge-request-log"}  # the tagger ran in the writer, not in the caller
+    store.log_request_later("web", "sft-1", 1, 1, 1.0, None, flagged=True)
+    assert store.flush_request_log(timeout=30)
+    assert store.metrics()["flagged"] == 1
+    store.log_request_later("web", "sft-1", 1, 1, 1.0, None)
+    url = store.engine.url
+    store.close()  # flushes
+    again = open_store(url.render_as_string(hide_password=False))
+    assert again.metrics()["requests"] == 52
+    again.close()
+
+
 def test_concurrent_writers_from_threads(store):
     a = store.create_user("ana", "pw")["id"]
     errors = []
