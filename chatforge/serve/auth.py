@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from chatforge.serve.errors import APIError
 
@@ -17,7 +18,7 @@ COOKIE = "cf_session"
 RANK = {"user": 0, "rater": 1, "admin": 2}
 
 
-def get_store(request: Request):
+async def get_store(request: Request):  # async: FastAPI runs a plain def dependency in its threadpool
     return request.app.state.store
 
 
@@ -28,10 +29,17 @@ def get_service(request: Request):
 Store = Annotated[object, Depends(get_store)]
 
 
-def api_key(request: Request, store: Store) -> dict | None:
+async def api_key(request: Request, store: Store) -> dict | None:
     """The calling key (None while no key was ever created: then any or no key is accepted)."""
-    if not store.has_keys() and not store.list_keys():  # revoking every key does not reopen the API
-        return None
+    return await run_in_threadpool(caller_key, request, store)  # one trip to the threadpool for the queries
+
+
+def caller_key(request: Request, store) -> dict | None:
+    state = request.app.state
+    if not getattr(state, "api_keys_seen", False):
+        if not store.list_keys():  # any key, revoked or not: revoking every key does not reopen the API
+            return None
+        state.api_keys_seen = True  # keys are revoked, never deleted: from now on they always exist
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if not secret or scheme.lower() != "bearer":
         raise APIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer cf-…'.",

@@ -1,7 +1,7 @@
 """The OpenAI-compatible API: `/v1/chat/completions` (plain and streamed), `/v1/models`, `/v1/moderations`.
 
-Every request is logged for monitoring; a request or reply that moderation flags or blocks is also stored as
-a conversation and lands in the admin triage queue.
+Every request is logged for monitoring (off the response path: the store's background writer); a request or reply
+that moderation flags or blocks is also stored as a conversation and lands in the admin triage queue.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import aclosing
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -18,7 +19,7 @@ from chatforge.serve import schemas as S
 from chatforge.serve.auth import Key, Store, get_service
 from chatforge.serve.errors import APIError
 from chatforge.serve.schemas import ErrorResponse
-from chatforge.serve.service import REFUSAL, Reply
+from chatforge.serve.service import REFUSAL, Reply, interleave
 
 ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 429)}
 router = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS)
@@ -61,13 +62,12 @@ async def chat_completions(body: S.ChatCompletionRequest, request: Request, key:
     ids = svc.encode(messages)
     prompt_tokens = len(ids)
     last_user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-    action, cats, _ = await run_in_threadpool(svc.decide, last_user, "input")
-    log = dict(source="api", key_id=key["id"] if key else None, user_id=key.get("user_id") if key else None,
-               family=svc.tag_family(last_user))
+    action, cats, _ = await svc.decide_async(last_user, "input")
+    log = dict(source="api", key_id=key["id"] if key else None, user_id=key.get("user_id") if key else None)
     if action == "block":  # never reaches the model
         await run_in_threadpool(flag_exchange, store, svc, messages, REFUSAL, "input", cats)
-        await run_in_threadpool(store.log_request, model=svc.model_id, prompt_tokens=prompt_tokens,
-                                completion_tokens=0, latency_ms=0.0, ttft_ms=0.0, status=200, flagged=True, **log)
+        svc.log_request(last_user, prompt_tokens=prompt_tokens, completion_tokens=0, latency_ms=0.0, ttft_ms=0.0,
+                        status=200, flagged=True, **log)
         replies = [Reply(REFUSAL, "content_filter", prompt_tokens, 0) for _ in range(body.n)]
         return finished(body, svc, replies) if not body.stream else stream_static(body, svc, replies)
 
@@ -83,15 +83,14 @@ async def chat_completions(body: S.ChatCompletionRequest, request: Request, key:
         raise
     flagged_input = action == "flag"
     if body.stream:
-        return StreamingResponse(stream(body, svc, store, handles, prompt_tokens, messages, flagged_input, cats, log),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return EventStream(stream(body, svc, store, handles, prompt_tokens, messages, flagged_input, cats, log,
+                                  last_user), headers={"Cache-Control": "no-cache"})
     started = time.monotonic()
     replies = await asyncio.gather(*(svc.complete(h, body.stops(), prompt_tokens, request) for h in handles))
-    flagged = await run_in_threadpool(moderate_replies, store, svc, messages, replies, flagged_input, cats)
-    await run_in_threadpool(store.log_request, model=svc.model_id, prompt_tokens=prompt_tokens,
-                            completion_tokens=sum(r.completion_tokens for r in replies),
-                            latency_ms=(time.monotonic() - started) * 1000, ttft_ms=min_ttft(replies),
-                            status=200, flagged=flagged, **log)
+    flagged = await check_replies(store, svc, messages, replies, flagged_input, cats)
+    svc.log_request(last_user, prompt_tokens=prompt_tokens, completion_tokens=sum(r.completion_tokens for r in replies),
+                    latency_ms=(time.monotonic() - started) * 1000, ttft_ms=min_ttft(replies), status=200,
+                    flagged=flagged, **log)
     return finished(body, svc, replies)
 
 
@@ -107,6 +106,14 @@ def finished(body: S.ChatCompletionRequest, svc, replies: list[Reply]) -> S.Chat
     return S.ChatCompletion(model=svc.model_id, choices=choices,
                             usage=S.Usage(prompt_tokens=prompt, completion_tokens=completion,
                                           total_tokens=prompt + completion))
+
+
+async def check_replies(store, svc, messages, replies: list[Reply], flagged_input: bool, input_cats: list[str]) -> bool:
+    """moderate_replies in the threadpool (it writes to the store), before the reply ends: a flagged exchange is in
+    triage before its client has the whole reply. Without a moderation model there is nothing to check or store."""
+    if not svc.moderator and not flagged_input:
+        return False
+    return await run_in_threadpool(moderate_replies, store, svc, messages, replies, flagged_input, input_cats)
 
 
 def moderate_replies(store, svc, messages, replies: list[Reply], flagged_input: bool, input_cats: list[str]) -> bool:
@@ -138,6 +145,9 @@ def sse(obj) -> str:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
 
 
+DONE = sse("[DONE]")
+
+
 def chunk(cid: str, created: int, svc, index: int, delta: dict, finish: str | None = None) -> str:
     """One `chat.completion.chunk` (the shape of `schemas.ChatCompletionChunk`)."""
     return sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": svc.model_id,
@@ -152,48 +162,47 @@ def usage_chunk(cid: str, created: int, svc, replies: list[Reply]) -> str:
                                          "total_tokens": prompt + completion}})
 
 
-async def stream(body, svc, store, handles, prompt_tokens, messages, flagged_input, input_cats, log):
-    """SSE chunks for n parallel replies, interleaved as tokens arrive; `[DONE]` last."""
+async def stream(body, svc, store, handles, prompt_tokens, messages, flagged_input, input_cats, log, last_user):
+    """SSE chunks for n parallel replies, interleaved as tokens arrive (all the text of a reply that is ready when
+    the stream is written goes in one chunk); `[DONE]` last. Chunks that are ready together are written together
+    (the role chunks with the first text; the finish, usage and [DONE] chunks at the end): the same bytes, fewer
+    writes."""
     cid, created, started = S.new_id("chatcmpl"), int(time.time()), time.monotonic()
-    queue: asyncio.Queue = asyncio.Queue()
     replies = [Reply(prompt_tokens=prompt_tokens) for _ in handles]
-
-    async def pump(i: int, handle):
-        async def on_text(text: str):
-            await queue.put(chunk(cid, created, svc, i, {"content": text}))
-        try:
-            await svc.run(handle, body.stops(), replies[i], on_text)
-        finally:
-            await queue.put(i)  # this reply is over
-
-    for i in range(len(handles)):
-        yield chunk(cid, created, svc, i, {"role": "assistant", "content": ""})
-    tasks = [asyncio.ensure_future(pump(i, h)) for i, h in enumerate(handles)]
+    ready = "".join(chunk(cid, created, svc, i, {"role": "assistant", "content": ""}) for i in range(len(handles)))
     try:
-        left = len(handles)
-        while left:
-            item = await queue.get()
-            if isinstance(item, int):
-                left -= 1
-                if tasks[item].exception() is not None:
-                    raise tasks[item].exception()
-                continue
-            yield item
-        flagged = await run_in_threadpool(moderate_replies, store, svc, messages, replies, flagged_input, input_cats)
-        for i, r in enumerate(replies):
-            yield chunk(cid, created, svc, i, {}, r.finish_reason)
+        async with aclosing(interleave([svc.texts(h, body.stops(), r) for h, r in zip(handles, replies)])) as texts:
+            async for i, text in texts:
+                yield ready + chunk(cid, created, svc, i, {"content": text})
+                ready = ""
+        flagged = await check_replies(store, svc, messages, replies, flagged_input, input_cats)
+        ready += "".join(chunk(cid, created, svc, i, {}, r.finish_reason) for i, r in enumerate(replies))
         if body.stream_options and body.stream_options.include_usage:
-            yield usage_chunk(cid, created, svc, replies)
-        yield sse("[DONE]")
-        await run_in_threadpool(store.log_request, model=svc.model_id, prompt_tokens=prompt_tokens,
-                                completion_tokens=sum(r.completion_tokens for r in replies),
-                                latency_ms=(time.monotonic() - started) * 1000, ttft_ms=min_ttft(replies),
-                                status=200, flagged=flagged, **log)
+            ready += usage_chunk(cid, created, svc, replies)
+        svc.log_request(last_user, prompt_tokens=prompt_tokens,
+                        completion_tokens=sum(r.completion_tokens for r in replies),
+                        latency_ms=(time.monotonic() - started) * 1000, ttft_ms=min_ttft(replies), status=200,
+                        flagged=flagged, **log)
+        yield ready + DONE
     finally:  # the client went away (or we are done): free every slot now
         for h in handles:
             h.cancel()
-        for t in tasks:
-            t.cancel()
+
+
+class EventStream(StreamingResponse):
+    """A text/event-stream response whose `[DONE]` event goes out with the end of the body, in one write."""
+
+    media_type = "text/event-stream"
+
+    async def stream_response(self, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async with aclosing(self.body_iterator) as events:
+            async for text in events:
+                last = text.endswith(DONE)
+                await send({"type": "http.response.body", "body": text.encode(), "more_body": not last})
+                if last:
+                    return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def stream_static(body, svc, replies: list[Reply]) -> StreamingResponse:
@@ -204,5 +213,5 @@ def stream_static(body, svc, replies: list[Reply]) -> StreamingResponse:
             yield chunk(cid, created, svc, i, {}, r.finish_reason)
         if body.stream_options and body.stream_options.include_usage:
             yield usage_chunk(cid, created, svc, replies)
-        yield sse("[DONE]")
-    return StreamingResponse(gen(), media_type="text/event-stream")
+        yield DONE
+    return EventStream(gen())

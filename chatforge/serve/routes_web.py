@@ -8,9 +8,9 @@ the partial reply is kept with finish_reason "stopped".
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
+from contextlib import aclosing
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from chatforge.serve.auth import COOKIE, Store, User, get_service, optional_user, set_session
 from chatforge.serve.errors import APIError
 from chatforge.serve.schemas import DB_ID
-from chatforge.serve.service import REFUSAL, Reply
+from chatforge.serve.service import REFUSAL, Reply, interleave
 
 router = APIRouter(prefix="/api", tags=["web"])
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
@@ -158,7 +158,7 @@ async def respond(request, store, user, conv_id: int, history: list[dict], compa
     messages = ([{"role": "system", "content": system}] if system else []) + history
     ids = svc.encode(messages)
     last_user = history[-1]["content"] if history and history[-1]["role"] == "user" else ""
-    action, cats, _ = await run_in_threadpool(svc.decide, last_user, "input")
+    action, cats, _ = await svc.decide_async(last_user, "input")
     two = action != "block" and svc.side_by_side(compare)
     handles = []
     if action != "block":
@@ -183,6 +183,16 @@ def event(obj) -> str:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n"
 
 
+async def until_error(texts):
+    """A reply's text; if the engine fails, the reply ends with what came (the chat keeps it, and a side-by-side
+    partner goes on)."""
+    try:
+        async for text in texts:
+            yield text
+    except APIError:
+        return
+
+
 async def stream_chat(request, svc, store, user, conv_id, messages, handles, rows, action, cats, prompt_tokens,
                       last_user):
     started = time.monotonic()
@@ -193,28 +203,12 @@ async def stream_chat(request, svc, store, user, conv_id, messages, handles, row
         replies[0].text, replies[0].finish_reason = REFUSAL, "content_filter"
         yield event({"type": "moderation", "action": "block", "categories": cats})
         yield event({"type": "delta", "index": 0, "text": REFUSAL})
-    queue: asyncio.Queue = asyncio.Queue()
-
-    async def pump(i, handle):
-        async def on_text(text):
-            await queue.put(event({"type": "delta", "index": i, "text": text}))
-        try:
-            await svc.run(handle, [], replies[i], on_text)
-        finally:
-            await queue.put(i)
-
-    tasks = [asyncio.ensure_future(pump(i, h)) for i, h in enumerate(handles)]
     try:
-        left = len(tasks)
-        while left:
-            item = await queue.get()
-            if isinstance(item, int):
-                left -= 1
-                continue
-            yield item
+        async with aclosing(interleave([until_error(svc.texts(h, [], r)) for h, r in zip(handles, replies)])) as texts:
+            async for i, text in texts:
+                yield event({"type": "delta", "index": i, "text": text})
         for i, r in enumerate(replies):
-            out_action, out_cats, _ = (await run_in_threadpool(svc.decide, r.text, "output")) if handles else \
-                ("allow", [], {})
+            out_action, out_cats, _ = (await svc.decide_async(r.text, "output")) if handles else ("allow", [], {})
             if out_action == "block":
                 r.text, r.finish_reason = REFUSAL, "content_filter"
                 yield event({"type": "moderation", "index": i, "action": "block", "categories": out_cats,
@@ -227,18 +221,15 @@ async def stream_chat(request, svc, store, user, conv_id, messages, handles, row
             await run_in_threadpool(store.update_message, rows[i]["id"], content=r.text, finish_reason=r.finish_reason)
             done[i] = True
             yield event({"type": "done", "index": i, "message_id": rows[i]["id"], "finish_reason": r.finish_reason})
+        svc.log_request(last_user, source="web", prompt_tokens=prompt_tokens,
+                        completion_tokens=sum(r.completion_tokens for r in replies),
+                        latency_ms=(time.monotonic() - started) * 1000,
+                        ttft_ms=min((r.ttft_ms for r in replies if r.ttft_ms is not None), default=0.0),
+                        status=200, user_id=user["id"], flagged=action != "allow")
         yield event("[DONE]")
-        await run_in_threadpool(store.log_request, source="web", model=svc.model_id, prompt_tokens=prompt_tokens,
-                                completion_tokens=sum(r.completion_tokens for r in replies),
-                                latency_ms=(time.monotonic() - started) * 1000,
-                                ttft_ms=min((r.ttft_ms for r in replies if r.ttft_ms is not None), default=0.0),
-                                status=200, user_id=user["id"], family=svc.tag_family(last_user),
-                                flagged=action != "allow")
     finally:  # stopped by the user (the browser aborted) or finished: free slots, keep what was written
         for h in handles:
             h.cancel()
-        for t in tasks:
-            t.cancel()
         for i, r in enumerate(replies):
             if not done[i]:
                 store.update_message(rows[i]["id"], content=r.text, finish_reason="stopped")

@@ -11,6 +11,9 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import AsyncIterator
+
+from starlette.concurrency import run_in_threadpool
 
 from chatforge.errors import ChatforgeError
 from chatforge.serve.config import ServeConfig
@@ -143,8 +146,9 @@ class ChatService:
 
     # --- generation ---
 
-    async def run(self, handle, stops: list[str], reply: Reply, on_text=None) -> Reply:
-        """Consume a handle into `reply`; `on_text(delta)` sees text as it becomes safe to show."""
+    async def texts(self, handle, stops: list[str], reply: Reply) -> AsyncIterator[str]:
+        """A handle's text as it becomes safe to show, filling `reply`. One piece per wake-up: all the tokens that
+        arrived since the last one (a consumer that fell behind gets them together, as one SSE chunk)."""
         cut = StopText(stops)
         try:
             async for event in handle.events():
@@ -158,20 +162,27 @@ class ChatService:
                     reply.ttft_ms = (time.monotonic() - reply.started) * 1000
                 text, stopped = cut.feed(event.text)
                 reply.text += text
-                if text and on_text:
-                    await on_text(text)
                 if stopped:
                     handle.cancel()
                     reply.finish_reason = "stop"
                     reply.completion_tokens = len(self.tok(reply.text, add_special_tokens=False)["input_ids"])
-                    return reply
+                    if text:
+                        yield text
+                    return
+                if text:
+                    yield text
             tail = cut.flush()
             reply.text += tail
-            if tail and on_text:
-                await on_text(tail)
-            return reply
+            if tail:
+                yield tail
         finally:
             handle.cancel()  # a no-op when finished; frees the slot when the client went away
+
+    async def run(self, handle, stops: list[str], reply: Reply) -> Reply:
+        """Consume a handle into `reply`."""
+        async for _ in self.texts(handle, stops, reply):
+            pass
+        return reply
 
     async def complete(self, handle, stops: list[str], prompt_tokens: int, request=None) -> Reply:
         """A whole reply; if the HTTP client disconnects meanwhile, the request is cancelled at once."""
@@ -188,6 +199,13 @@ class ChatService:
     def moderate(self, texts: list[str]) -> list[dict]:
         return self.moderator.classify(texts) if self.moderator else [
             {"flagged": False, "categories": {}, "category_scores": {}} for _ in texts]
+
+    async def decide_async(self, text: str, role: str) -> tuple[str, list[str], dict]:
+        """decide() from the event loop: in the threadpool when there is a classifier to run, at once (no thread
+        hop) when there is none."""
+        if not self.moderator or not text:
+            return "allow", [], {}
+        return await run_in_threadpool(self.decide, text, role)
 
     def decide(self, text: str, role: str) -> tuple[str, list[str], dict]:
         """(action, triggering categories, raw result) for one input or output text."""
@@ -213,3 +231,46 @@ class ChatService:
 
     def side_by_side(self, forced: bool) -> bool:
         return forced or self.rng.random() < self.cfg.compare_rate
+
+    def log_request(self, last_user: str, **fields) -> None:
+        """Log a finished request for monitoring, off the response path (the store's background writer, which also
+        tags the prompt family there)."""
+        self.store.log_request_later(model=self.model_id, family=lambda: self.tag_family(last_user), **fields)
+
+
+async def interleave(streams: list[AsyncIterator[str]]) -> AsyncIterator[tuple[int, str]]:
+    """(index, text) from several text streams as their text comes; text of one stream that is already waiting is
+    joined into one piece. One stream is read directly (no task, no queue: the common n=1 case)."""
+    if len(streams) == 1:
+        async for text in streams[0]:
+            yield 0, text
+        return
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump(i: int, stream):
+        try:
+            async for text in stream:
+                queue.put_nowait((i, text))
+        finally:
+            queue.put_nowait((i, None))  # this stream is over
+
+    tasks = [asyncio.ensure_future(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        left = len(streams)
+        while left:
+            items = [await queue.get()]
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            waiting: dict[int, str] = {}
+            for i, text in items:
+                if text is not None:
+                    waiting[i] = waiting.get(i, "") + text
+                    continue
+                left -= 1
+                if tasks[i].exception() is not None:
+                    raise tasks[i].exception()
+            for i, text in waiting.items():
+                yield i, text
+    finally:
+        for t in tasks:
+            t.cancel()
