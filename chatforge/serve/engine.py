@@ -96,6 +96,28 @@ class Completion:
     finished: Finished | None = None
 
 
+def check_request(request: GenerationRequest, max_context: int, vocab_size: int) -> None:
+    """ValueError for a request no engine can run."""
+    ids, n = list(request.prompt_ids), len(request.prompt_ids)
+    if n == 0 or n >= max_context:
+        raise ValueError(f"prompt is {n} tokens; this model takes 1 to {max_context - 1} "
+                         f"(its context is {max_context}, and the reply needs room)")
+    if min(ids) < 0 or max(ids) >= vocab_size:
+        raise ValueError(f"prompt has token ids outside the vocabulary (0..{vocab_size - 1})")
+    if request.max_new_tokens < 1 or request.temperature < 0 or not 0 < request.top_p <= 1:
+        raise ValueError("need max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1")
+
+
+def fast_decode(tokenizer):
+    """ids -> tokenizer.decode(ids, skip_special_tokens=True), straight from the `tokenizers` backend where that gives
+    the same text (a fast tokenizer that does no clean-up of spaces): transformers' wrapper around it took ten times
+    the decoding itself, once per row per step."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and getattr(tokenizer, "clean_up_tokenization_spaces", None) is False:
+        return functools.partial(backend.decode, skip_special_tokens=True)
+    return functools.partial(tokenizer.decode, skip_special_tokens=True)
+
+
 class QueueFull(Exception):
     def __init__(self, retry_after: float):
         super().__init__(f"the engine's waiting queue is full; retry in {retry_after:.1f} s")
@@ -118,6 +140,31 @@ def coalesce(events: list[Event]) -> list[Event]:
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class Waker:
+    """An async consumer of a RequestHandle, waiting on `event` in `loop`."""
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event
+
+
+def _set_all(events: list[asyncio.Event]) -> None:
+    for e in events:
+        e.set()
+
+
+def wake_all(wakers: list[Waker]) -> None:
+    """Wake async consumers from the engine thread: one call_soon_threadsafe per event loop (a self-pipe write and a
+    loop wake-up), however many requests got a token this step, not one per request per token."""
+    by_loop: dict = {}
+    for w in wakers:
+        by_loop.setdefault(w.loop, []).append(w.event)
+    for loop, events in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_set_all, events)
+        except RuntimeError:  # that loop is closed: its consumers are gone
+            pass
+
+
 class RequestHandle:
     """One request: its events (a sync and an async iterator, any number of consumers) and, once done, its result."""
 
@@ -127,8 +174,8 @@ class RequestHandle:
         self.cancelled = False
         # this request's own random numbers (one uniform per sampled token): a seeded request draws the same ones
         # whatever else is in the batch; an unseeded one takes its seed from torch's global generator
-        seed = request.seed if request.seed is not None else int(torch.randint(1 << 62, ()))
-        self.rng = random.Random(seed)
+        self.seed = request.seed if request.seed is not None else int(torch.randint(1 << 62, ()))
+        self.rng = random.Random(self.seed)
         self.tokens: list[int] = []  # generated so far
         self.text = ""  # text sent so far
         self.win, self.win_text = 0, ""  # incremental decoding: the window's first token and its text so far
@@ -141,14 +188,18 @@ class RequestHandle:
         self.cancelled = True
         self._engine._wake()
 
-    def _emit(self, event: Event, completion: Completion | None = None) -> None:
+    def _emit(self, event: Event, completion: Completion | None = None, wake: list | None = None) -> None:
+        """Add an event and wake its consumers; with `wake`, the async consumers' wake-ups are appended to it instead,
+        for the caller to hand over in one batch (wake_all) once it has emitted a whole step's events."""
         with self._cond:
             self._events.append(event)
             self.completion = completion or self.completion
             self._cond.notify_all()
-            wakers = list(self._wakers)
-        for wake in wakers:
-            wake()
+            wakers = [w for w in self._wakers if not w.event.is_set()]  # set: a wake-up is already due
+        if wake is None:
+            wake_all(wakers)
+        else:
+            wake.extend(wakers)
 
     def __iter__(self):
         i = 0
@@ -162,16 +213,8 @@ class RequestHandle:
                 return
 
     async def events(self):
-        loop, ready = asyncio.get_running_loop(), asyncio.Event()
-
-        def wake():  # called from the engine thread
-            if ready.is_set():  # a wake-up is already due: the consumer will read this event with it
-                return  # (saves a call_soon_threadsafe, a self-pipe write and a loop wake-up, per token)
-            try:
-                loop.call_soon_threadsafe(ready.set)
-            except RuntimeError:  # that loop is closed: its consumer is gone
-                pass
-
+        wake = Waker(asyncio.get_running_loop(), asyncio.Event())
+        ready = wake.event
         with self._cond:
             self._wakers.append(wake)
         i = 0
@@ -306,6 +349,7 @@ class Engine:
             raise ValueError(f"fused=True needs a Llama-style model, not {type(model).__name__}")
         self._forward = self._forward_fused if self.fused else self._forward_hf
         self.pad_id = tokenizer.pad_token_id or 0
+        self._decode = fast_decode(tokenizer)
         self._lock = threading.Condition()
         self._waiting: deque[RequestHandle] = deque()
         self._thread: threading.Thread | None = None
@@ -335,14 +379,8 @@ class Engine:
             self._fail(list(self._waiting), "engine shut down")
 
     def submit(self, request: GenerationRequest) -> RequestHandle:
-        ids, n = list(request.prompt_ids), len(request.prompt_ids)
-        if n == 0 or n >= self.max_context:
-            raise ValueError(f"prompt is {n} tokens; this model takes 1 to {self.max_context - 1} "
-                             f"(its context is {self.max_context}, and the reply needs room)")
-        if min(ids) < 0 or max(ids) >= self.vocab_size:
-            raise ValueError(f"prompt has token ids outside the vocabulary (0..{self.vocab_size - 1})")
-        if request.max_new_tokens < 1 or request.temperature < 0 or not 0 < request.top_p <= 1:
-            raise ValueError("need max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1")
+        check_request(request, self.max_context, self.vocab_size)
+        n = len(request.prompt_ids)
         stop = set(request.stop_token_ids or self.default_stop)
         handle = RequestHandle(self, request, stop, min(request.max_new_tokens, self.max_context - n))
         with self._lock:
@@ -425,10 +463,12 @@ class Engine:
         self._counts["batch_rows"] += len(rows)
         tokens = self._pick(logits, rows)
         self._last[:len(rows)] = tokens
-        keep, done = self._advance(rows, tokens)
+        wake: list[Waker] = []
+        keep, done = self._advance(rows, tokens, wake)
         self._select(keep)
         for h, reason in done:
-            self._finish(h, reason)
+            self._finish(h, reason, wake=wake)
+        wake_all(wake)  # every consumer of this step's tokens, in one hand-over per event loop
 
     def _seat(self, newcomers: list[RequestHandle]) -> None:
         """Give newcomers the next free slots. This step writes their prompts' cache to the columns up to `end`
@@ -532,14 +572,15 @@ class Engine:
         tokens[hot] = drawn
         return tokens
 
-    def _advance(self, rows: list[RequestHandle], tokens: torch.Tensor):
-        """Record one new token per row and stream it; (rows that go on, [(row, finish reason)] for the others)."""
+    def _advance(self, rows: list[RequestHandle], tokens: torch.Tensor, wake: list[Waker]):
+        """Record one new token per row and stream it (async consumers' wake-ups go to `wake`); (rows that go on,
+        [(row, finish reason)] for the others)."""
         now, keep, done = time.monotonic(), [], []
         for i, (h, t) in enumerate(zip(rows, tokens.tolist())):
             h.tokens.append(t)
             h.first_token_time = h.first_token_time or now
             reason = "stop" if t in h.stop else "length" if len(h.tokens) >= h.limit else None
-            h._emit(Delta(self._detok(h), [t]))
+            h._emit(Delta(self._detok(h), [t]), wake=wake)
             if reason:
                 done.append((h, reason))
             else:
@@ -553,7 +594,7 @@ class Engine:
         and holds back a trailing incomplete character (U+FFFD: bytes of a character whose other bytes are in
         tokens still to come, or never, if the reply ends)."""
         ids = h.tokens[:-1] if h.tokens[-1] in h.stop else h.tokens
-        text = self.tokenizer.decode(ids[h.win:], skip_special_tokens=True)
+        text = self._decode(ids[h.win:])
         complete = not text.endswith("\ufffd")
         text = text.rstrip("\ufffd")
         if not text.startswith(h.win_text):  # earlier text changed on re-decoding: nothing sane to send
@@ -562,7 +603,7 @@ class Engine:
         h.text += new
         if complete and len(ids) - h.win >= 2 * DETOK_CONTEXT:  # slide the window, keeping some context
             h.win = len(ids) - DETOK_CONTEXT
-            h.win_text = self.tokenizer.decode(ids[h.win:], skip_special_tokens=True)
+            h.win_text = self._decode(ids[h.win:])
         return new
 
     def _place(self, rows: int, end: int) -> None:
@@ -621,7 +662,7 @@ class Engine:
         self._rows = rows
         self._lo = end - max(len(h.request.prompt_ids) + len(h.tokens) - 1 for h in rows)
 
-    def _finish(self, h: RequestHandle, reason: str, error: str | None = None) -> None:
+    def _finish(self, h: RequestHandle, reason: str, error: str | None = None, wake: list | None = None) -> None:
         if h.completion is not None:
             return
         now, n, p = time.monotonic(), len(h.tokens), len(h.request.prompt_ids)
@@ -631,7 +672,7 @@ class Engine:
         self._counts["errors"] += reason == "error"
         self._latency = 0.9 * self._latency + 0.1 * (now - h.submit_time)
         usage = {"prompt_tokens": p, "completion_tokens": n, "total_tokens": p + n}
-        h._emit(done, Completion(h.text, list(h.tokens), reason, usage, done))
+        h._emit(done, Completion(h.text, list(h.tokens), reason, usage, done), wake)
 
     def _fail(self, handles: list[RequestHandle], error: str) -> None:
         for h in handles:
