@@ -73,7 +73,10 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     blocks = pack(tokenizer, Path(cfg.corpus), cfg.seq_len)
     model = new_model(cfg.preset, tokenizer, cfg.seed)
-    args = TrainingArguments(**trainer_arguments(cfg, out), torch_compile=cfg.compile and can_compile())
+    # compiled, the last partial batch is dropped: its shape would cost a second compilation (~a minute on 2 cores)
+    compiled = cfg.compile and can_compile()
+    args = TrainingArguments(**trainer_arguments(cfg, out), torch_compile=compiled,
+                             dataloader_drop_last=compiled and len(blocks) > cfg.batch_size)
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": blocks}),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
                       callbacks=[RichProgress("pretrain")] if progress else [])
