@@ -5,6 +5,7 @@ ways to run the model (its own fused forward for Llama-style models, and the mod
 face the equality tests."""
 
 import asyncio
+import os
 import threading
 from types import SimpleNamespace
 
@@ -22,7 +23,8 @@ def model_tok(tiny_model_dir):
     """The tiny random Llama with sharper attention: at its 0.02 init it attends almost uniformly, so its output
     hardly depends on positions and a wrong position or a padding leak would go unnoticed."""
     torch.set_num_threads(1)
-    model, tok = load_model(str(tiny_model_dir), device="cpu")
+    # CHATFORGE_TEST_DEVICE=cuda runs these on a GPU (bf16), where one is lent; CI has none
+    model, tok = load_model(str(tiny_model_dir), device=os.environ.get("CHATFORGE_TEST_DEVICE", "cpu"))
     with torch.no_grad():
         for layer in model.model.layers:
             for proj, scale in (("q_proj", 8), ("k_proj", 8), ("v_proj", 4), ("o_proj", 4)):
