@@ -22,7 +22,8 @@ Modes:
   text, ITL the gaps between chunks with text (a chunk may carry several tokens, or a held-back partial character
   none), completion tokens from the usage chunk; "tail" is the time from the last text to the end of the stream
   (the server's work after the last token). The server gets --threads torch threads (OMP_NUM_THREADS); the
-  baseline runs in this process while the server is idle. "server CPU s" and "client CPU s" split the work.
+  baseline runs in this process while the server is idle. "server CPU s" (the server and its engine process) and
+  "client CPU s" split the work.
 
 A server is a function `serve(job) -> iterator of (time, new completion tokens)` (time None: tokens counted without a
 timestamp); the client loop (`run_level`) only times what it yields.
@@ -54,9 +55,14 @@ def cpu_jiffies() -> int:
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system) a process and its running children (the server's engine process) have used."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (t / "children").read_text().split()]
+    except OSError:  # gone
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(process_cpu(c) for c in children)
 
 
 @dataclass

@@ -35,8 +35,10 @@ def load_parts(cfg: ServeConfig):
 
     path, model_id = resolve_model(cfg.model)
     cfg.model_id = cfg.model_id or model_id
-    # with vLLM the weights it serves are its own; the HF copy (on the CPU) only answers config questions
-    model, tok = load_model(path, device="cpu" if cfg.backend == "vllm" else None)
+    # with vLLM or the engine in its own process, the weights it serves are its own; the HF copy here (on the CPU)
+    # only answers config questions
+    own = cfg.backend == "vllm" or (cfg.backend == "chatforge" and cfg.engine_process)
+    model, tok = load_model(path, device="cpu" if own else None)
     store = open_store(cfg.db_url())
     moderator = policy = None
     if cfg.moderation:

@@ -18,6 +18,8 @@ class ServeConfig:
     # engine
     backend: str = "chatforge"  # chatforge (continuous batching, CPU or GPU) or vllm (GPU, optional)
     max_batch_size: int = 32  # requests decoded together
+    engine_process: bool = True  # the chatforge engine in a process of its own (engine_process.py), not a thread
+    engine_threads: int | None = None  # its torch threads (None: torch's count, but one core left to the HTTP side)
     max_queue: int = 256  # requests waiting for a slot; beyond it: 429 with Retry-After
     default_max_tokens: int = 256  # when a request names no limit (and for the web UI)
     # product

@@ -142,7 +142,8 @@ def coalesce(events: list[Event]) -> list[Event]:
 
 @dataclass(frozen=True, eq=False)
 class Waker:
-    """An async consumer of a RequestHandle, waiting on `event` in `loop`."""
+    """An async consumer of a RequestHandle, waiting on `event` in `loop` (or anything else that takes a step's
+    hand-over through a `call_soon_threadsafe(callback, events)`: engine_process sends it to the server process)."""
     loop: asyncio.AbstractEventLoop
     event: asyncio.Event
 

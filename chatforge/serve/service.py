@@ -48,6 +48,11 @@ def make_engine(cfg: ServeConfig, model, tokenizer):
                           max_queue=cfg.max_queue)
     if cfg.backend != "chatforge":
         raise ChatforgeError(f"unknown backend '{cfg.backend}' (choose from: chatforge, vllm)")
+    if cfg.engine_process:
+        from chatforge.serve.engine_process import ProcessEngine
+
+        return ProcessEngine(str(resolve_model(cfg.model)[0]), model, tokenizer, max_batch_size=cfg.max_batch_size,
+                             max_queue=cfg.max_queue, threads=cfg.engine_threads)
     return Engine(model, tokenizer, max_batch_size=cfg.max_batch_size, max_queue=cfg.max_queue)
 
 
