@@ -105,24 +105,22 @@ HOSTILE = ('Here you go <script>window.pwned = 1</script> and <img src=x onerror
 def test_model_output_never_runs_script(server, page, monkeypatch):
     """A reply streamed live, and the same reply loaded from history, render as text."""
     svc = server.app.state.service
-    real_run = svc.run
+    real_texts = svc.texts
 
-    async def hostile_run(handle, stops, reply, on_text=None):
+    async def hostile_texts(handle, stops, reply):
         handle.cancel()
         for piece in (HOSTILE[:20], HOSTILE[20:60], HOSTILE[60:]):
             reply.text += piece
-            if on_text:
-                await on_text(piece)
+            yield piece
         reply.finish_reason = "stop"
-        return reply
 
-    monkeypatch.setattr(svc, "run", hostile_run)
+    monkeypatch.setattr(svc, "texts", hostile_texts)
     login(page, server.url + "/", "vic", "pw-vic-1", signup=True)
     page.click("#new-chat")
     page.fill("#message-input", "say something")
     page.click("#send")
     page.wait_for_selector(".message.assistant[data-finish-reason]:not(.streaming)")
-    monkeypatch.setattr(svc, "run", real_run)
+    monkeypatch.setattr(svc, "texts", real_texts)
     body = page.locator(".message.assistant .message-body").last
     assert "<script>" in body.inner_text() and body.locator("strong").inner_text() == "bold"
     assert body.locator("script, img").count() == 0
