@@ -625,8 +625,10 @@ def redteam(model: Optional[str] = typer.Argument(None, metavar="[MODEL]", help=
             target_url: Optional[str] = typer.Option(None, help="An OpenAI-compatible endpoint, e.g. "
                                                      "http://127.0.0.1:8000/v1 (key: $CHATFORGE_TARGET_KEY)."),
             target_model: str = typer.Option("default", help="Model name at the endpoint."),
-            attacker: str = typer.Option("templates", help="Comma-separated: templates, lm."),
+            attacker: str = typer.Option("templates", help="Comma-separated: templates, lm, trained (the attacker "
+                                         "LM tuned with RL against this target first)."),
             queries: int = typer.Option(200, help="Attacks per attacker."),
+            train_steps: int = typer.Option(40, help="RL steps of the trained attacker (32 queries each)."),
             out_dir: Path = typer.Option(Path("redteam"), "--out", help="Campaign directory (resumes if it exists)."),
             judge: str = typer.Option("oracle", help="oracle, moderation or both."),
             split: str = typer.Option("heldout", help="Template wrappers: heldout (evaluation) or train."),
@@ -638,14 +640,15 @@ def redteam(model: Optional[str] = typer.Argument(None, metavar="[MODEL]", help=
             max_tokens: int = typer.Option(48), seed: int = typer.Option(0),
             campaign: str = typer.Option("redteam", help="Campaign tag: product chats titled #TAG join it."),
             human_db: Optional[str] = typer.Option(None, help="Product database whose #TAG chats are judged too.")):
-    """Attack a model or endpoint with jailbreak templates and an attacker LM; every attack, reply and verdict is
-    kept in OUT/attacks.jsonl (resumable) and OUT/report.json has ASR per category, wrapper and attacker."""
+    """Attack a model or endpoint with jailbreak templates, an attacker LM or an RL-trained attacker; every attack,
+    reply and verdict is kept in OUT/attacks.jsonl (resumable) and OUT/report.json has ASR per category, wrapper and
+    attacker."""
     from chatforge.redteam.cli_entry import redteam_command
 
     redteam_command(model=model, target_url=target_url, target_model=target_model, attacker=attacker,
                     queries=queries, out=str(out_dir), seed=seed, rate=rate, judge=judge, split=split,
                     attacker_model=attacker_model, temperature=temperature, max_tokens=max_tokens, campaign=campaign,
-                    human_db=human_db)
+                    human_db=human_db, train_steps=train_steps)
 
 
 @app.command()

@@ -382,6 +382,8 @@ def test_command_checks_its_options_before_loading_anything(tmp_path):
                             (dict(target_url="localhost:8000"), "bad target URL"),
                             (dict(model=str(tmp_path / "missing")), "unknown model"),
                             (dict(target_url="http://127.0.0.1:9/v1", judge="moderation"), "needs a moderation"),
-                            (dict(target_url="http://127.0.0.1:9/v1", attacker="lm"), "--attacker-model")):
+                            (dict(target_url="http://127.0.0.1:9/v1", attacker="lm"), "--attacker-model"),
+                            (dict(target_url="http://127.0.0.1:9/v1", attacker="trained"), "--attacker-model"),
+                            (dict(model="m", attacker="trained", train_steps=0), "--train-steps")):
         with pytest.raises(ChatforgeError, match=message):
             redteam_command(out=str(tmp_path / "rt"), progress=False, **kwargs)

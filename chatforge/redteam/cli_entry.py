@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from chatforge.errors import ChatforgeError
 
-ATTACKERS = ("templates", "lm")
+ATTACKERS = ("templates", "lm", "trained")
 
 
 def run_dir_of(model_path: str | None) -> Path | None:
@@ -27,8 +28,9 @@ def redteam_command(model: str | None = None, target_url: str | None = None, tar
                     split: str = "heldout", attacker_model: str | None = None, world: str | None = None,
                     temperature: float = 0.0, top_p: float = 1.0, max_tokens: int = 48, batch_size: int = 32,
                     round: int = 0, campaign: str = "redteam", human_db: str | None = None,
-                    concurrency: int = 8, progress: bool = True) -> dict:
-    """Run (or resume) a campaign; returns the report. `attacker`: comma-separated from templates, lm; `split`: the
+                    concurrency: int = 8, train_steps: int = 40, progress: bool = True) -> dict:
+    """Run (or resume) a campaign; returns the report. `attacker`: comma-separated from templates, lm, trained (the
+    attacker LM tuned with RL against this target first, `train_steps` RLOO steps into OUT/attacker); `split`: the
     template attacker's wrappers (heldout: evaluation; train: a training round); `human_db`: a product store URL or
     SQLite path whose chats tagged #<campaign> are judged into the campaign; `rate` (requests/s, 0 = unbounded) and
     `concurrency` (requests in flight) bound what an endpoint target is sent."""
@@ -47,8 +49,8 @@ def redteam_command(model: str | None = None, target_url: str | None = None, tar
     if unknown or not kinds:
         raise ChatforgeError(f"unknown attacker '{','.join(unknown) or attacker}' "
                              f"(choose from: {', '.join(ATTACKERS)})")
-    if queries < 1 or batch_size < 1 or concurrency < 1:
-        raise ChatforgeError("--queries, --batch-size and --concurrency must be at least 1")
+    if queries < 1 or batch_size < 1 or concurrency < 1 or train_steps < 1:
+        raise ChatforgeError("--queries, --batch-size, --concurrency and --train-steps must be at least 1")
     if rate < 0 or not 0 <= temperature <= 5 or not 0 < top_p <= 1 or max_tokens < 1:
         raise ChatforgeError("--rate must be >= 0, --temperature 0-5, --top-p in (0, 1], --max-tokens >= 1")
     if split not in ("train", "heldout"):
@@ -61,32 +63,58 @@ def redteam_command(model: str | None = None, target_url: str | None = None, tar
         moderation = str(run / "moderation" / "model")
     world_obj = World(resolve_world(path, world or (str(run) if run and not path else None)))
     the_judge = make_judge(judge, world_obj, moderation)
-    attackers = []
-    for kind in kinds:
-        if kind == "templates":
-            attackers.append(TemplateAttacker(world_obj, split))
-            continue
-        # the attacker LM starts from the run's SFT model, else from the target model itself
-        lm = attacker_model or (str(run / "sft" / "model") if run and (run / "sft" / "model").is_dir() else path)
-        if not lm:
-            raise ChatforgeError("--attacker lm needs --attacker-model (a model to write attacks, e.g. the SFT "
-                                 "model) when the target is an endpoint")
-        attackers.append(LMAttacker(Registry().resolve(lm)))
-    store = None
-    if human_db:
-        from chatforge.store import open_store
-
-        if "://" not in human_db and not Path(human_db).expanduser().is_file():
-            raise ChatforgeError(f"--human-db: no database at '{human_db}'")
-        store = open_store(human_db) if "://" in human_db else open_store(path=human_db)
-    target = endpoint or ModelTarget(path, sampling)
-    cfg = CampaignConfig(out=out, queries=queries, batch_size=batch_size, seed=seed, round=round, campaign=campaign)
+    target, store = endpoint or ModelTarget(path, sampling), None
     try:
-        return run_campaign(cfg, target, the_judge, attackers, progress=progress, human=store)
+        attackers, training = [], None
+        for kind in kinds:
+            if kind == "templates":
+                attackers.append(TemplateAttacker(world_obj, split))
+                continue
+            # the attacker LM starts from the run's SFT model, else from the target model itself
+            lm = attacker_model or (str(run / "sft" / "model") if run and (run / "sft" / "model").is_dir() else path)
+            if not lm:
+                raise ChatforgeError(f"--attacker {kind} needs --attacker-model (a model to write attacks, e.g. the "
+                                     "SFT model) when the target is an endpoint")
+            if kind == "lm":
+                attackers.append(LMAttacker(Registry().resolve(lm)))
+                continue
+            training = trained_attacker(Registry().resolve(lm), Path(out) / "attacker", train_steps, target,
+                                        the_judge, seed, progress)
+            attackers.append(LMAttacker(training["model"], name="trained"))
+        if human_db:
+            from chatforge.store import open_store
+
+            if "://" not in human_db and not Path(human_db).expanduser().is_file():
+                raise ChatforgeError(f"--human-db: no database at '{human_db}'")
+            store = open_store(human_db) if "://" in human_db else open_store(path=human_db)
+        cfg = CampaignConfig(out=out, queries=queries, batch_size=batch_size, seed=seed, round=round,
+                             campaign=campaign)
+        report = run_campaign(cfg, target, the_judge, attackers, progress=progress, human=store,
+                              console=False if training else None)
+        if training:  # what the attacker's training cost, beside what its campaign found
+            from chatforge.redteam.report import add_training, print_report
+
+            add_training(report, training)
+            (Path(out) / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+            print_report(report)
+        return report
     finally:
         target.close()
         if store is not None:
             store.close()
+
+
+def trained_attacker(start: str, out: Path, steps: int, target, judge, seed: int, progress: bool) -> dict:
+    """Train (or resume, or reuse when finished) the RL attacker in OUT; its metrics, with "model"."""
+    from chatforge.redteam.trained_attacker import AttackerTrainConfig, train_attacker
+
+    done = out / "metrics.json"
+    if done.is_file() and (out / "model" / "config.json").is_file():
+        metrics = json.loads(done.read_text())
+        if metrics.get("steps") == steps:
+            return metrics
+    return train_attacker(AttackerTrainConfig(model=start, output_dir=str(out), steps=steps, seed=seed), target,
+                          judge, progress=progress)
 
 
 def adversarial_command(model: str, rounds: int = 3, out: str = "adversarial", queries: int = 64,

@@ -68,6 +68,14 @@ def build_report(rows: list[dict], examples: int = 5) -> dict:
     }
 
 
+def add_training(report: dict, training: dict) -> None:
+    """The trained attacker's training queries beside its campaign: successes per 100 queries counting both (what
+    the attacker really cost the target) as well as the campaign's alone."""
+    camp = report["by_attacker"].get("trained", {"queries": 0, "successes": 0})
+    queries, wins = camp["queries"] + training["queries"], camp["successes"] + training["successes"]
+    report["attacker_training"] = {**training, "asr_with_training": round(100 * wins / queries, 2) if queries else None}
+
+
 def print_report(report: dict, console=None) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -89,6 +97,12 @@ def print_report(report: dict, console=None) -> None:
     for ex in report["examples"]:
         console.print(f"[bold]{escape(ex['attacker'])}[/] ({escape(ex['wrapper'])}, {ex['category']}, {ex['rule']}): "
                       f"{escape(repr(ex['attack']))} -> {escape(repr(ex['reply']))}", highlight=False, soft_wrap=True)
+    if report.get("attacker_training"):
+        tr = report["attacker_training"]
+        console.print(f"trained attacker: {tr['steps']} RL steps, {tr['queries']} training queries "
+                      f"({tr['successes']} successes, ASR {tr['asr_first_half']} → {tr['asr_second_half']} % from the "
+                      f"first to the second half); ASR counting training queries: {tr['asr_with_training']} %",
+                      markup=False, highlight=False)
     if report.get("error"):
         console.print(f"[red]stopped early: {escape(report['error'])}[/]")
     if report.get("files"):
