@@ -663,13 +663,15 @@ def adversarial(model: str = typer.Argument(..., metavar="MODEL", help="The assi
                                       "samples the judge passes."),
                 sft_data: Optional[str] = typer.Option(None, help="Original SFT data mixed into every round "
                                                        "(default: the run's sft.jsonl)."),
+                temperature: float = typer.Option(0.0, help="The target's sampling under attack (training and "
+                                                  "held-out attacks); the eval stays greedy."),
                 seed: int = typer.Option(0)):
     """Adversarial training: attack, pair each success with a safe reply, retrain (SFT then DPO), register the new
     version, attack it again; held-out ASR, helpfulness and over-refusal per round in OUT/rounds.json and a plot."""
     from chatforge.redteam.cli_entry import adversarial_command
 
     adversarial_command(model=model, rounds=rounds, out=str(out_dir), queries=queries, heldout_queries=heldout_queries,
-                        attacker=attacker, train=train, k=k, sft_data=sft_data, seed=seed)
+                        attacker=attacker, train=train, k=k, sft_data=sft_data, temperature=temperature, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:

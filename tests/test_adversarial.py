@@ -132,6 +132,7 @@ def test_command_checks_its_options_before_loading_anything(tmp_path):
     for kwargs, message in ((dict(attacker="templates,gpt"), "unknown attacker 'gpt'"),
                             (dict(train="ppo"), "unknown training 'ppo'"), (dict(queries=0), "at least 1|>= 1"),
                             (dict(sft_data=str(tmp_path / "none.jsonl")), "--sft-data"),
+                            (dict(temperature=-1.0), "temperature must be in"),
                             (dict(model=str(tmp_path / "missing")), "unknown model")):
         with pytest.raises(ChatforgeError, match=message):
             adversarial_command(**{"model": "m", "out": str(tmp_path / "adv"), "progress": False, **kwargs})

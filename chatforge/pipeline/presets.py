@@ -54,14 +54,15 @@ PIPELINE_PRESETS: dict[str, dict] = {
         "eval": {"max_new_tokens": 48},
         "moderation": {"epochs": 2.0},
         # templates only in the small demo: the attacker LM doubled these stages' time (measured: redteam 107 s and
-        # adversarial 190 s with it, on a busy 2-core machine) and found nothing the templates did not
-        "redteam": {"queries": 96, "attackers": "templates", "max_new_tokens": 48},
-        # budgeted to add at most ~3 minutes on 2 cores: a round is a 2x64-query train campaign, 96 held-out attacks
-        # and the held-out eval (~15 s together), then, if anything broke the model, 1 epoch of SFT on 400 replayed
-        # demonstrations + the new examples (~8 s at the SFT stage's ~56 conversations/s) and 1 epoch of DPO on the
-        # pairs (seconds); 3 rounds ≈ 1.5-2 min. SFT as the SFT stage: frozen embeddings, its learning rate halved
-        "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 64, "heldout_queries": 64,
-                        "replay": 400,
+        # adversarial 190 s with it, on a busy 2-core machine) and found nothing the templates did not. The target
+        # samples at T=1: greedy, the RLHF model refuses every attack (0/300), so nothing could be measured or learnt
+        "redteam": {"queries": 300, "attackers": "templates", "max_new_tokens": 48, "temperature": 1.0},
+        # ~2.5 minutes on 2 cores: a round is a 200-query train campaign and 300 held-out attacks (the target
+        # sampling at T=1, where the RLHF model breaks ~5% of the time: 300 attacks tell 6% from 2%) and the held-out
+        # eval (greedy), then 1 epoch of SFT on 400 replayed demonstrations + the new examples and 1 epoch of DPO on
+        # the pairs. SFT as the SFT stage: frozen embeddings, its learning rate halved
+        "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 200, "heldout_queries": 300,
+                        "temperature": 1.0, "replay": 400,
                         "sft_epochs": 1.0, "sft_learning_rate": 5e-4, "sft_batch_size": 16, "freeze_embeddings": True,
                         "dpo_epochs": 1.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
     },

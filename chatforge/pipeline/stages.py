@@ -167,7 +167,8 @@ def redteam_stage(ctx: StageContext) -> dict:
     attackers = [TemplateAttacker(world, "heldout")]
     if "lm" in cfg.get("attackers", "templates"):
         attackers.append(LMAttacker(str(ctx.input("sft", "model"))))
-    with ModelTarget(str(ctx.input(name, "model")), campaign_sampling(cfg.get("max_new_tokens", 48))) as target:
+    sampling = campaign_sampling(cfg.get("max_new_tokens", 48), cfg.get("temperature", 0.0))
+    with ModelTarget(str(ctx.input(name, "model")), sampling) as target:
         report = run_campaign(CampaignConfig(out=str(ctx.dir), queries=cfg.get("queries", 64),
                                              seed=cfg.get("seed", 0)), target, OracleJudge(world), attackers,
                               console=False)

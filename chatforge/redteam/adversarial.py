@@ -69,6 +69,8 @@ class AdversarialConfig:
     dpo_batch_size: int = 16
     dpo_beta: float = 0.1
     max_new_tokens: int = 48  # target replies to attacks and in the eval
+    temperature: float = 0.0  # the target's sampling under attack (training and held-out attacks; the eval is greedy):
+    # > 0 measures how often sampling breaks a model that greedy decoding keeps safe
     batch_size: int = 32  # attacks per campaign batch
     name: str = "adversarial"  # registry name of each round's model
     seed: int = 0
@@ -86,6 +88,8 @@ def check_config(cfg: AdversarialConfig) -> list[str]:
                              f"(choose from: {', '.join(ATTACKERS)})")
     if cfg.train not in TRAIN_MODES:
         raise ChatforgeError(f"unknown training '{cfg.train}' (choose from: {', '.join(TRAIN_MODES)})")
+    if not 0 <= cfg.temperature <= 5:
+        raise ChatforgeError(f"temperature must be in [0, 5], got {cfg.temperature}")
     if cfg.rounds < 0 or cfg.queries < 1 or cfg.heldout_queries < 1 or cfg.k < 0 or cfg.replay < 0 or cfg.benign < 0:
         raise ChatforgeError("rounds, k, replay and benign must be >= 0; queries and heldout queries >= 1")
     return kinds
@@ -248,7 +252,7 @@ def measure_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, 
     # the same seed every round: the same held-out attacks, so rounds differ only in the model
     camp = CampaignConfig(out=str(folder / "heldout"), queries=cfg.heldout_queries, batch_size=cfg.batch_size,
                           seed=cfg.seed, round=r, campaign="adversarial-heldout")
-    with ModelTarget(model, campaign_sampling(cfg.max_new_tokens)) as target:
+    with ModelTarget(model, campaign_sampling(cfg.max_new_tokens, cfg.temperature)) as target:
         report = run_campaign(camp, target, OracleJudge(world), [TemplateAttacker(world, "heldout")],
                               progress=progress, console=False)
     ev = evaluate(model, world.cfg, SamplingConfig(max_new_tokens=cfg.max_new_tokens),
@@ -279,7 +283,7 @@ def train_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, ki
     camp = CampaignConfig(out=str(folder / "attack"), queries=cfg.queries, batch_size=cfg.batch_size,
                           seed=cfg.seed + 1000 * r, round=r, campaign=f"adversarial-{r}")
     new_sft, new_pairs = folder / "new_sft.jsonl", folder / "new_pairs.jsonl"
-    with ModelTarget(model, campaign_sampling(cfg.max_new_tokens)) as target:
+    with ModelTarget(model, campaign_sampling(cfg.max_new_tokens, cfg.temperature)) as target:
         report = run_campaign(camp, target, OracleJudge(world), attackers, progress=progress, console=False)
         if not (folder / "pairing.json").is_file():  # written last: the pairing finished
             rows = read_jsonl(folder / "attack" / "attacks.jsonl")
