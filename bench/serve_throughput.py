@@ -17,7 +17,8 @@ Modes:
 - default: the engine in this process (chatforge.serve.engine.Engine), client threads calling submit().
 - --serve: `python -m chatforge serve` as a subprocess on a free port with a fresh database in a temp dir (the
   model is copied there first, so a model inside a run directory is served without the run's moderation model:
-  this measures serving, not moderation; --as-is serves it in place). The clients are the official `openai` client,
+  this measures serving, not moderation; --as-is serves it in place). The clients are the official `openai` client
+  (or, with --client raw, a lean http.client one that does only what a client must: see raw_http_server),
   streaming (`stream=True, stream_options={"include_usage": True}`), one thread each. TTFT is the first chunk with
   text, ITL the gaps between chunks with text (a chunk may carry several tokens, or a held-back partial character
   none), completion tokens from the usage chunk; "tail" is the time from the last text to the end of the stream
@@ -176,6 +177,41 @@ def http_server(url: str, args):
     return serve
 
 
+def raw_http_server(url: str, args):
+    """A lean client (--client raw): http.client on a keep-alive connection per thread, the SSE lines read as they
+    come, JSON decoded per chunk and nothing else (as vLLM's benchmark_serving does with aiohttp). On 2 shared cores
+    the openai client's per-chunk work (httpx, pydantic models) takes CPU the server would otherwise use."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    host, local = urlsplit(url), threading.local()
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
+
+    def serve(job: Job):
+        if getattr(local, "conn", None) is None:
+            local.conn = http.client.HTTPConnection(host.hostname, host.port, timeout=300)
+        body = json.dumps({"model": "chatforge", "messages": job.messages, "max_tokens": args.max_new_tokens,
+                           "temperature": args.temperature, "top_p": args.top_p, "seed": job.seed, "stream": True,
+                           "stream_options": {"include_usage": True}})
+        local.conn.request("POST", "/v1/chat/completions", body, headers)
+        resp = local.conn.getresponse()
+        if resp.status != 200:
+            raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:200]!r}")
+        for line in resp:
+            if not line.startswith(b"data: "):
+                continue
+            if line.startswith(b"data: [DONE]"):
+                break
+            chunk = json.loads(line[6:])
+            if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                yield time.monotonic(), 0
+            if chunk.get("usage"):
+                yield None, chunk["usage"]["completion_tokens"]
+        resp.read()  # the rest of the chunked body: the connection is reused
+
+    return serve
+
+
 def run_level(serve, jobs: list[Job], clients: int, server_pid: int | None = None) -> dict:
     """`clients` threads take jobs in turn until none are left; the figures are as the clients saw them."""
     todo, lock, records = list(reversed(jobs)), threading.Lock(), []
@@ -280,6 +316,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the baseline's, the engine's, the server's)")
     ap.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--serve", action="store_true", help="measure `chatforge serve` over HTTP instead of the engine")
+    ap.add_argument("--client", choices=("openai", "raw"), default="openai",
+                    help="--serve: the official openai client, or a lean http.client one (see raw_http_server)")
     ap.add_argument("--as-is", action="store_true", help="--serve: serve MODEL in place (with its run's moderation)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
@@ -310,7 +348,7 @@ def main() -> None:
                     run_level(serve, jobs[:2], 1)  # warm-up
                     runs["generate"].append(run_level(serve, jobs, clients))
                 if args.serve:
-                    serve = http_server(url, args)
+                    serve = (raw_http_server if args.client == "raw" else http_server)(url, args)
                     run_level(serve, jobs[:2], 1)
                     runs[candidate].append(run_level(serve, jobs, clients, proc.pid))
                     continue
@@ -332,7 +370,7 @@ def main() -> None:
     summary = {"mode": candidate, "model": args.model, "device": str(model.device), "threads": args.threads,
                "cores": os.cpu_count(), "requests": args.requests, "max_new_tokens": args.max_new_tokens,
                "temperature": args.temperature, "top_p": args.top_p, "max_batch_size": args.max_batch_size,
-               "repeats": args.repeats, "levels": results}
+               "repeats": args.repeats, "client": args.client if args.serve else None, "levels": results}
     show(results, candidate)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
