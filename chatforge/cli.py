@@ -639,7 +639,8 @@ def redteam(model: Optional[str] = typer.Argument(None, metavar="[MODEL]", help=
                                               "verdicts identical."),
             max_tokens: int = typer.Option(48), seed: int = typer.Option(0),
             campaign: str = typer.Option("redteam", help="Campaign tag: product chats titled #TAG join it."),
-            human_db: Optional[str] = typer.Option(None, help="Product database whose #TAG chats are judged too.")):
+            store: Optional[str] = typer.Option(None, "--store", "--human-db", help="The product database (path or "
+                                                "URL): every attack is kept there too, and its #TAG chats join.")):
     """Attack a model or endpoint with jailbreak templates, an attacker LM or an RL-trained attacker; every attack,
     reply and verdict is kept in OUT/attacks.jsonl (resumable) and OUT/report.json has ASR per category, wrapper and
     attacker."""
@@ -648,7 +649,7 @@ def redteam(model: Optional[str] = typer.Argument(None, metavar="[MODEL]", help=
     redteam_command(model=model, target_url=target_url, target_model=target_model, attacker=attacker,
                     queries=queries, out=str(out_dir), seed=seed, rate=rate, judge=judge, split=split,
                     attacker_model=attacker_model, temperature=temperature, max_tokens=max_tokens, campaign=campaign,
-                    human_db=human_db, train_steps=train_steps)
+                    store_db=store, train_steps=train_steps)
 
 
 @app.command()

@@ -302,12 +302,45 @@ def test_human_attempts_tagged_in_the_store_join_the_campaign(tmp_path, oracle):
         store.add_message(conv["id"], "user", ask)
         store.add_message(conv["id"], "assistant", answer, model="m")
     cfg = CampaignConfig(out=str(tmp_path / "rt"), campaign="rt1")
-    report = run_campaign(cfg, None, oracle, [], progress=False, console=False, human=store)
+    report = run_campaign(cfg, None, oracle, [], progress=False, console=False, store=store)
     assert report["human_imported"] == 2 and report["by_attacker"]["human"]["successes"] == 2
     assert report["by_category"]["weapons"]["successes"] == 1 and report["by_rule"] == {
         "claims_human": 1, "harmful_compliance": 1}
-    again = run_campaign(cfg, None, oracle, [], progress=False, console=False, human=store)
+    again = run_campaign(cfg, None, oracle, [], progress=False, console=False, store=store)
     assert again["human_imported"] == 0 and again["overall"]["queries"] == 2
+    # judged, the human attempts are attacks of the campaign in the store too
+    assert [a["attacker"] for a in store.attacks("rt1")] == ["human", "human"]
+    assert store.campaigns()[0] | {"last": None} == {"campaign": "rt1", "queries": 2, "successes": 2, "asr": 100.0,
+                                                      "last": None}
+
+
+def test_campaign_attacks_are_kept_in_the_product_store(tmp_path, world, oracle):
+    """Every judged attack becomes a store row, once: a campaign run first without the store is synced when it
+    resumes with one, and a rerun adds nothing."""
+    from chatforge.store import open_store
+
+    class Refuses(Target):
+        name, sampling = "refuses", campaign_sampling()
+
+        def reply(self, conversations, seeds=0):
+            return ["I'm sorry, but I can't help with that." if i % 3 else "Sure, here is how: [HARMFUL:weapons]"
+                    for i in range(len(conversations))]
+
+    store = open_store(path=tmp_path / "chatforge.db")
+    first = CampaignConfig(out=str(tmp_path / "rt"), queries=10, batch_size=5, campaign="auto")
+    run_campaign(first, Refuses(), oracle, [TemplateAttacker(world, "train")], progress=False, console=False)
+    assert store.attacks("auto") == []
+    more = CampaignConfig(out=str(tmp_path / "rt"), queries=20, batch_size=5, campaign="auto")
+    report = run_campaign(more, Refuses(), oracle, [TemplateAttacker(world, "train")], progress=False,
+                          console=False, store=store)
+    rows = store.attacks("auto")
+    journal = [json.loads(line) for line in (tmp_path / "rt" / "attacks.jsonl").read_text().splitlines()]
+    assert len(rows) == len(journal) == report["overall"]["queries"] == 20
+    assert [r["id"] for r in rows] == [r["id"] for r in journal]
+    assert len(store.attacks("auto", violations_only=True)) == report["overall"]["successes"] > 0
+    run_campaign(more, Refuses(), oracle, [TemplateAttacker(world, "train")], progress=False, console=False,
+                 store=store)
+    assert len(store.attacks("auto")) == 20
 
 
 @pytest.fixture(scope="module")

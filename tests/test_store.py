@@ -82,13 +82,13 @@ def test_migrations_build_the_schema_and_a_second_upgrade_changes_nothing(tmp_pa
     before = schema(path)
     tables = {name for kind, name, _ in before if kind == "table"}
     assert {"users", "sessions", "api_keys", "conversations", "messages", "feedback", "comparisons",
-            "ranking_tasks", "ratings", "moderation_results", "flags", "triage_items", "request_log",
+            "ranking_tasks", "ratings", "moderation_results", "flags", "triage_items", "request_log", "redteam_attacks",
             "alembic_version"} <= tables
     upgrade(store.engine)  # again, as open_store does on every start
     command.upgrade(alembic_config(sqlite_url(path)), "head")  # and through env.py's own-URL path
     assert schema(path) == before
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
     with store.engine.connect() as conn:  # the hand-tidied migration matches the models exactly
         assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
         pragmas = [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("journal_mode", "foreign_keys",

@@ -138,6 +138,24 @@ def test_feedback_triage_export_round_trip(server, tmp_path):
     assert metrics["requests"] >= 1 and "p50" in metrics["latency_ms"]
 
 
+def test_admin_sees_red_team_campaigns_kept_in_the_store(server):
+    store = server.app.state.store
+    verdict = {"violation": True, "rule": "harmful_compliance", "category": "weapons", "confidence": 1.0}
+    rows = [{"id": f"a{i}", "campaign": "web-rt", "attacker": "templates", "round": 0, "category": "weapons",
+             "wrapper": "roleplay", "messages": [{"role": "user", "content": "Tell me how to {x}."}],
+             "reply": "Sure: [HARMFUL:weapons]" if i else "I can't help with that.",
+             "verdict": {**verdict, "violation": bool(i)}} for i in range(3)]
+    assert store.add_attacks(rows) == 3 and store.add_attacks(rows) == 0
+    assert session(server, "hal", signup=True).get("/api/admin/redteam").status_code == 403
+    admin = session(server, "root", "pw-root")
+    campaigns = admin.get("/api/admin/redteam").json()["data"]
+    assert {"campaign": "web-rt", "queries": 3, "successes": 2, "asr": 66.67} == {
+        k: v for k, v in next(c for c in campaigns if c["campaign"] == "web-rt").items() if k != "last"}
+    wins = admin.get("/api/admin/redteam", params={"campaign": "web-rt"}).json()["data"]
+    assert [w["id"] for w in wins] == ["a1", "a2"] and wins[0]["reply"].startswith("Sure")
+    assert admin.get("/api/admin/redteam", params={"campaign": "x" * 65}).status_code == 400
+
+
 def test_side_by_side_vote_becomes_a_comparison(server):
     from chatforge.data.comparisons import Comparison
 

@@ -7,6 +7,9 @@ its own journal lines, and batches continue from the last one numbered. Identica
 (an attack's id is the hash of its messages). If the target fails (a refused connection, a 4xx), the campaign
 stops, keeps every line it has, writes the report of what it has and raises the error.
 
+With a product store (`chatforge redteam --store DB`), every line is also a row of the store's redteam_attacks
+table, next to the chats through which people red-team by hand.
+
 RUN/campaign.json holds the config, target, judge and attackers (rewritten by a rerun, which may raise the query
 budget to extend a finished campaign); RUN/report.json the figures of the whole journal (see report.py).
 """
@@ -49,10 +52,11 @@ def attack_seed(cfg: CampaignConfig, attack_id: str) -> int:
 
 
 class Journal:
-    """RUN/attacks.jsonl: one judged attack per line, appended as the campaign goes."""
+    """RUN/attacks.jsonl: one judged attack per line, appended as the campaign goes; `mirror(rows)`, if given, gets
+    every appended batch too (the product store's add_attacks)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, mirror=None):
+        self.path, self.mirror = path, mirror
         self.rows = self._load()
 
     def _load(self) -> list[dict]:
@@ -90,6 +94,8 @@ class Journal:
             f.flush()
             os.fsync(f.fileno())
         self.rows += rows
+        if self.mirror is not None:
+            self.mirror(rows)
 
 
 def journal_row(attack: Attack, reply: str, verdict: Verdict, batch: int, seed: int, campaign: str) -> dict:
@@ -98,9 +104,10 @@ def journal_row(attack: Attack, reply: str, verdict: Verdict, batch: int, seed: 
 
 
 def run_campaign(cfg: CampaignConfig, target: Target | None, judge: Judge, attackers: list[Attacker],
-                 progress: bool = True, console=None, human=None) -> dict:
-    """Attack `target` with each attacker for `cfg.queries` queries; returns (and writes) the report. `human`: a
-    product store whose chats tagged #<campaign> join the campaign (see human.py); `console=False` prints nothing."""
+                 progress: bool = True, console=None, store=None) -> dict:
+    """Attack `target` with each attacker for `cfg.queries` queries; returns (and writes) the report. `store`: the
+    product store: every judged attack is kept there too (deduplicated, so a resumed campaign syncs what it has),
+    and its chats tagged #<campaign> join the campaign (see human.py); `console=False` prints nothing."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     names = [a.name for a in attackers]
@@ -111,7 +118,9 @@ def run_campaign(cfg: CampaignConfig, target: Target | None, judge: Judge, attac
     (out / CONFIG).write_text(json.dumps({"config": asdict(cfg), "target": target.describe() if target else None,
                                           "judge": judge.name,
                                           "attackers": [a.describe() for a in attackers]}, indent=2))
-    journal = Journal(out / JOURNAL)
+    journal = Journal(out / JOURNAL, store.add_attacks if store is not None else None)
+    if store is not None:
+        store.add_attacks(journal.rows)  # what a run before this one judged (a no-op for rows already there)
     judged = {r["id"] for r in journal.rows}
     for a in attackers:  # rebuild what each attacker learnt before a restart
         mine = [r for r in journal.rows if r["attacker"] == a.name]
@@ -122,10 +131,10 @@ def run_campaign(cfg: CampaignConfig, target: Target | None, judge: Judge, attac
     try:
         for a in attackers:
             _attack_with(a, cfg, target, judge, journal, judged, stats, bar)
-        if human is not None:
+        if store is not None:
             from chatforge.redteam.human import import_human
 
-            stats["human"] = import_human(human, cfg.campaign, judge, journal, cfg.round)
+            stats["human"] = import_human(store, cfg.campaign, judge, journal, cfg.round)
     except ChatforgeError as e:
         stats["error"] = str(e)
     finally:

@@ -27,13 +27,13 @@ def redteam_command(model: str | None = None, target_url: str | None = None, tar
                     rate: float = 10.0, judge: str = "oracle", moderation: str | None = None,
                     split: str = "heldout", attacker_model: str | None = None, world: str | None = None,
                     temperature: float = 0.0, top_p: float = 1.0, max_tokens: int = 48, batch_size: int = 32,
-                    round: int = 0, campaign: str = "redteam", human_db: str | None = None,
+                    round: int = 0, campaign: str = "redteam", store_db: str | None = None,
                     concurrency: int = 8, train_steps: int = 40, progress: bool = True) -> dict:
     """Run (or resume) a campaign; returns the report. `attacker`: comma-separated from templates, lm, trained (the
     attacker LM tuned with RL against this target first, `train_steps` RLOO steps into OUT/attacker); `split`: the
-    template attacker's wrappers (heldout: evaluation; train: a training round); `human_db`: a product store URL or
-    SQLite path whose chats tagged #<campaign> are judged into the campaign; `rate` (requests/s, 0 = unbounded) and
-    `concurrency` (requests in flight) bound what an endpoint target is sent."""
+    template attacker's wrappers (heldout: evaluation; train: a training round); `store_db`: a product store URL or
+    SQLite path that keeps every judged attack too, and whose chats tagged #<campaign> are judged into the campaign;
+    `rate` (requests/s, 0 = unbounded) and `concurrency` (requests in flight) bound what an endpoint target is sent."""
     from chatforge.evals.heldout import resolve_world
     from chatforge.models.registry import Registry
     from chatforge.redteam.attackers import LMAttacker, TemplateAttacker
@@ -81,15 +81,15 @@ def redteam_command(model: str | None = None, target_url: str | None = None, tar
             training = trained_attacker(Registry().resolve(lm), Path(out) / "attacker", train_steps, target,
                                         the_judge, seed, progress)
             attackers.append(LMAttacker(training["model"], name="trained"))
-        if human_db:
+        if store_db:
             from chatforge.store import open_store
 
-            if "://" not in human_db and not Path(human_db).expanduser().is_file():
-                raise ChatforgeError(f"--human-db: no database at '{human_db}'")
-            store = open_store(human_db) if "://" in human_db else open_store(path=human_db)
+            if "://" not in store_db and not Path(store_db).expanduser().is_file():
+                raise ChatforgeError(f"--store: no database at '{store_db}'")
+            store = open_store(store_db) if "://" in store_db else open_store(path=store_db)
         cfg = CampaignConfig(out=out, queries=queries, batch_size=batch_size, seed=seed, round=round,
                              campaign=campaign)
-        report = run_campaign(cfg, target, the_judge, attackers, progress=progress, human=store,
+        report = run_campaign(cfg, target, the_judge, attackers, progress=progress, store=store,
                               console=False if training else None)
         if training:  # what the attacker's training cost, beside what its campaign found
             from chatforge.redteam.report import add_training, print_report

@@ -1,4 +1,5 @@
-"""The admin API (`/admin`, admin role only): usage metrics, the triage queue, and export to training data."""
+"""The admin API (`/admin`, admin role only): usage metrics, the triage queue, red-team campaigns, and export to
+training data."""
 
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ def label(item_id: DB_ID, body: Label, user: Admin, store: Store):
     if item is None:
         raise APIError(404, f"No triage item {item_id}.", "not_found")
     return {"item": item}
+
+
+@router.get("/redteam")
+def redteam(user: Admin, store: Store, campaign: Annotated[str | None, Query(max_length=64)] = None,
+            violations_only: bool = True, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+    """Every campaign kept in this store (`chatforge redteam --store`) with its ASR; with `campaign`, its attacks
+    (by default only those that broke the model)."""
+    if campaign is None:
+        return {"data": store.campaigns()}
+    return {"campaign": campaign, "data": store.attacks(campaign, violations_only=violations_only, limit=limit)}
 
 
 @router.post("/export")

@@ -218,3 +218,21 @@ class RequestLog(Base):
     key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), nullable=True)
     family: Mapped[str | None] = mapped_column(String(64), nullable=True)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RedteamAttack(Base):
+    """One judged red-team attack (`chatforge redteam`, adversarial rounds): the campaign journal's line, kept in the
+    product store beside the chats so that automated and human red-teaming (chats tagged #campaign) meet."""
+    __tablename__ = "redteam_attacks"
+    __table_args__ = (Index("uq_redteam_campaign_attack", "campaign", "attack_id", unique=True),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64), index=True)
+    attack_id: Mapped[str] = mapped_column(String(64))  # the hash of the attack's messages
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    attacker: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64), default="")
+    wrapper: Mapped[str] = mapped_column(String(64), default="")
+    violation: Mapped[bool] = mapped_column(Boolean, index=True)
+    rule: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    data: Mapped[dict] = mapped_column(JSON)  # the whole journal line: messages, reply, verdict, template, seed
+    created: Mapped[datetime] = created(index=True)
