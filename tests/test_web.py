@@ -146,7 +146,7 @@ def test_admin_sees_red_team_campaigns_kept_in_the_store(server):
              "reply": "Sure: [HARMFUL:weapons]" if i else "I can't help with that.",
              "verdict": {**verdict, "violation": bool(i)}} for i in range(3)]
     assert store.add_attacks(rows) == 3 and store.add_attacks(rows) == 0
-    assert session(server, "hal", signup=True).get("/api/admin/redteam").status_code == 403
+    assert session(server, "rt-viewer", signup=True).get("/api/admin/redteam").status_code == 403
     admin = session(server, "root", "pw-root")
     campaigns = admin.get("/api/admin/redteam").json()["data"]
     assert {"campaign": "web-rt", "queries": 3, "successes": 2, "asr": 66.67} == {
