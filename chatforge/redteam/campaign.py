@@ -118,9 +118,12 @@ def run_campaign(cfg: CampaignConfig, target: Target | None, judge: Judge, attac
     (out / CONFIG).write_text(json.dumps({"config": asdict(cfg), "target": target.describe() if target else None,
                                           "judge": judge.name,
                                           "attackers": [a.describe() for a in attackers]}, indent=2))
-    journal = Journal(out / JOURNAL, store.add_attacks if store is not None else None)
+    def keep(rows):  # into the product store, under this campaign's name where a line has none
+        store.add_attacks([r if r.get("campaign") else {**r, "campaign": cfg.campaign} for r in rows])
+
+    journal = Journal(out / JOURNAL, keep if store is not None else None)
     if store is not None:
-        store.add_attacks(journal.rows)  # what a run before this one judged (a no-op for rows already there)
+        keep(journal.rows)  # what a run before this one judged (a no-op for rows already there)
     judged = {r["id"] for r in journal.rows}
     for a in attackers:  # rebuild what each attacker learnt before a restart
         mine = [r for r in journal.rows if r["attacker"] == a.name]

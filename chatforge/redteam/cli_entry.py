@@ -65,6 +65,12 @@ def redteam_command(model: str | None = None, target_url: str | None = None, tar
     the_judge = make_judge(judge, world_obj, moderation)
     target, store = endpoint or ModelTarget(path, sampling), None
     try:
+        if store_db:  # before any attacker is trained: a bad --store fails at once
+            from chatforge.store import open_store
+
+            if "://" not in store_db and not Path(store_db).expanduser().is_file():
+                raise ChatforgeError(f"--store: no database at '{store_db}'")
+            store = open_store(store_db) if "://" in store_db else open_store(path=store_db)
         attackers, training = [], None
         for kind in kinds:
             if kind == "templates":
@@ -81,12 +87,6 @@ def redteam_command(model: str | None = None, target_url: str | None = None, tar
             training = trained_attacker(Registry().resolve(lm), Path(out) / "attacker", train_steps, target,
                                         the_judge, seed, progress)
             attackers.append(LMAttacker(training["model"], name="trained"))
-        if store_db:
-            from chatforge.store import open_store
-
-            if "://" not in store_db and not Path(store_db).expanduser().is_file():
-                raise ChatforgeError(f"--store: no database at '{store_db}'")
-            store = open_store(store_db) if "://" in store_db else open_store(path=store_db)
         cfg = CampaignConfig(out=out, queries=queries, batch_size=batch_size, seed=seed, round=round,
                              campaign=campaign)
         report = run_campaign(cfg, target, the_judge, attackers, progress=progress, store=store,
