@@ -132,6 +132,10 @@ class AttackReward:
         return rewards
 
 
+def asr(rows: list[dict]) -> float | None:
+    return round(100 * sum(r["verdict"]["violation"] for r in rows) / len(rows), 2) if rows else None
+
+
 def train_attacker(cfg: AttackerTrainConfig, target, judge, progress: bool = True) -> dict:
     """Tune the attacker LM against `target` (a redteam Target) as judged by `judge`; OUT/model is the attacker."""
     check_config(cfg)
@@ -169,10 +173,9 @@ def train_attacker(cfg: AttackerTrainConfig, target, judge, progress: bool = Tru
     save_model(trainer.model, tok, out, cfg.model)
     rows = journal.rows
     half = len(rows) // 2
-    rate = lambda rs: round(100 * sum(r["verdict"]["violation"] for r in rs) / len(rs), 2) if rs else None  # noqa: E731
     metrics = {**run, "seconds": round(time.time() - start, 1), "queries": len(rows),
                "successes": sum(r["verdict"]["violation"] for r in rows),
-               "asr_first_half": rate(rows[:half]), "asr_second_half": rate(rows[half:]),
+               "asr_first_half": asr(rows[:half]), "asr_second_half": asr(rows[half:]),
                "parsed_share": round(reward.stats["parsed"] / max(1, reward.stats["completions"]), 3),
                "model": str(out / "model")}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
