@@ -33,7 +33,8 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 #   4M, 3 epochs                                        88    15      90        72        0      78      90
 #   4M, 1 epoch, SFT 5 epochs, seeds 0 / 1              58/18  5/5    98/78   95/88     10/18   95/72   85/98
 #   hidden 192 / FFN 512 (2.2M), 2 epochs, 4 seeds      88-98 10-20  95-100  95-100      0      100    92-100
-#   hidden 160 / FFN 448 (1.6M), 2 epochs (now small)   100   25      98       100        2      100      92
+#   hidden 160 / FFN 448 (1.6M), 2 epochs, batch 8      100   25      98       100        2      100      92
+#   batch 16, lr 2.5e-3 (now small; 2-core CPU, 438 s)  100    8      100       100        0      100     100
 # Pretraining learning rates of 3e-3 and above diverged (also with 10% warmup). No recipe taught the two-digit
 # arithmetic and list tasks (task accuracy 5-27%): they need copying digits and words from the prompt.
 VARIANTS: dict[str, dict] = {
@@ -47,6 +48,7 @@ VARIANTS: dict[str, dict] = {
     "deep6": {"model": {"num_hidden_layers": 6}},
     "heads8": {"model": {"num_attention_heads": 8}},
     "bs4": {"pretrain": {"batch_size": 4, "learning_rate": 1.5e-3}},
+    "bs16": {"pretrain": {"batch_size": 16, "learning_rate": 2.5e-3}},
     "worksheet30": {"shares": {"encyclopedia": 0.40, "forum": 0.12, "chat": 0.18, "worksheet": 0.30}},
     "sft5ep": {"sft": {"epochs": 5.0}},
     "sft_unfrozen": {"sft": {"freeze_embeddings": False}},

@@ -29,12 +29,13 @@ PIPELINE_PRESETS: dict[str, dict] = {
     "small": {
         "world": "small",
         "tokenizer": {"vocab_size": 2048},
-        # small batches of short blocks: many optimizer steps, which is what memorising facts needs. Two epochs of
-        # a narrow model: more steps per FLOP (measured with bench/recipe_sweep.py). Learning rates of 3e-3 and
-        # above diverge, with or without a longer warmup
+        # short blocks, two epochs of a narrow model: more steps per FLOP (measured with bench/recipe_sweep.py).
+        # Batches of 16 (lr 2.5e-3): on 2 cores a step of 8 costs ~100 ms, of 16 ~190 ms, so world → SFT eval takes
+        # 7.3 min instead of 8.3, and the SFT model scored known facts 100, identity 100, harmful refusal 100 (batch 8:
+        # 92.5, 90, 87.5) but tasks 7.5 (27.5). Learning rates of 3e-3 and above diverge, with or without warmup.
         # Not compiled: in the demo on a fresh machine (cold kernel cache) the compiled stage took 494 s, eager 476 s;
         # compiled only wins once its kernels are cached (367 s)
-        "pretrain": {"preset": "small", "epochs": 2.0, "seq_len": 128, "batch_size": 8, "learning_rate": 2e-3,
+        "pretrain": {"preset": "small", "epochs": 2.0, "seq_len": 128, "batch_size": 16, "learning_rate": 2.5e-3,
                      "weight_decay": 0.01, "save_every": 200},
         # embeddings frozen and a pretraining mix: fine-tuning keeps the names and facts no demonstration shows
         "sft": {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-3, "freeze_embeddings": True, "text_mix": 0.3,
@@ -57,10 +58,10 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # adversarial 190 s with it, on a busy 2-core machine) and found nothing the templates did not. The target
         # samples at T=1: greedy, the RLHF model refuses every attack (0/300), so nothing could be measured or learnt
         "redteam": {"queries": 300, "attackers": "templates", "max_new_tokens": 48, "temperature": 1.0},
-        # ~2.5 minutes on 2 cores: a round is a 200-query train campaign and 300 held-out attacks (the target
-        # sampling at T=1, where the RLHF model breaks ~5% of the time: 300 attacks tell 6% from 2%) and the held-out
-        # eval (greedy), then 1 epoch of SFT on 400 replayed demonstrations + the new examples and 1 epoch of DPO on
-        # the pairs. SFT as the SFT stage: frozen embeddings, its learning rate halved
+        # ~1.5 minutes on 2 cores: a round is a 200-query train campaign and 300 held-out attacks (the target
+        # sampling at T=1, where the RLHF model breaks 3-7% of the time; 300 attacks place that within ~±2 points)
+        # and the held-out eval (greedy), then 1 epoch of SFT on 400 replayed demonstrations + the new examples and
+        # 1 epoch of DPO on the pairs. SFT as the SFT stage: frozen embeddings, its learning rate halved
         "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 200, "heldout_queries": 300,
                         "temperature": 1.0, "replay": 400,
                         "sft_epochs": 1.0, "sft_learning_rate": 5e-4, "sft_batch_size": 16, "freeze_embeddings": True,
