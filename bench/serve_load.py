@@ -1,8 +1,8 @@
 """Load and fault benchmark for `chatforge serve` (loopback only, bounded).
 
 1. Load: C concurrent streaming clients (default 64) send chat completions for D seconds (default 60) through
-   the official `openai` client; every error is counted, the server's memory (RSS) is sampled every 2 s and
-   the trend over the second half is reported (flat = no leak).
+   the official `openai` client; every error is counted, the server's memory (RSS, engine process included) is
+   sampled every 2 s and the trend over the second half is reported (flat = no leak).
 2. Fault: a burst of thumbs-up/down writes from the web API while the server is killed with SIGKILL midway;
    the database is reopened and every feedback the server acknowledged (HTTP 200 with an id) must be there.
 
@@ -38,7 +38,7 @@ async def load(url: str, clients: int, seconds: float, max_tokens: int) -> dict:
 
     client = AsyncOpenAI(base_url=url + "/v1", api_key="bench", max_retries=0, timeout=120,
                          http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=clients + 8)))
-    stats = {"requests": 0, "errors": 0, "tokens": 0, "error_kinds": {}}
+    stats = {"requests": 0, "errors": 0, "tokens": 0, "error_kinds": {}, "error_examples": []}
     deadline = time.monotonic() + seconds
 
     async def one_client(i: int):
@@ -58,6 +58,9 @@ async def load(url: str, clients: int, seconds: float, max_tokens: int) -> dict:
                 stats["errors"] += 1
                 kind = type(e).__name__
                 stats["error_kinds"][kind] = stats["error_kinds"].get(kind, 0) + 1
+                cause = f"{kind}: {e} ({type(e.__cause__).__name__}: {e.__cause__})" if e.__cause__ else f"{kind}: {e}"
+                if len(stats["error_examples"]) < 5 and cause not in stats["error_examples"]:
+                    stats["error_examples"].append(cause[:200])
 
     await asyncio.gather(*(one_client(i) for i in range(clients)))
     await client.close()
@@ -65,10 +68,12 @@ async def load(url: str, clients: int, seconds: float, max_tokens: int) -> dict:
 
 
 def sample_rss(pid: int, stop: threading.Event, out: list):
+    """(seconds, MB) every 2 s: the server's RSS plus its children's (the engine runs in a child process)."""
     proc = psutil.Process(pid)
     start = time.monotonic()
     while not stop.is_set():
-        out.append((time.monotonic() - start, proc.memory_info().rss / 2**20))
+        family = [proc] + proc.children(recursive=True)
+        out.append((time.monotonic() - start, sum(p.memory_info().rss for p in family) / 2**20))
         stop.wait(2.0)
 
 
@@ -171,6 +176,8 @@ def main():
                           "tokens_per_s": round(stats["tokens"] / args.seconds, 1),
                           "rss_mb_start": round(rss[0], 1), "rss_mb_peak": round(max(rss), 1),
                           "rss_mb_end": round(rss[-1], 1),
+                          "rss_mb_at_quarters": [round(rss[min(len(rss) - 1, len(rss) * q // 4)], 1)
+                                                 for q in (1, 2, 3, 4)],
                           "rss_slope_mb_per_min_2nd_half": round(slope_mb_per_min(samples), 2)}
         fdata = Path(tmp) / "fault"
         fdata.mkdir()
