@@ -3,9 +3,10 @@
     from chatforge.serve.engine_vllm import VLLMEngine
     engine = VLLMEngine("runs/small/sft/model", max_batch_size=128).start()
 
-Optional and never imported unless asked (vllm needs a GPU). UNTESTED: written against vLLM's documented LLMEngine
-API (from_engine_args, add_request, step, abort_request; cumulative RequestOutput) on a machine with neither vllm
-nor a GPU. Per-request seeds, stop ids and top-p are vLLM's own; its scheduler decides the batch.
+Optional and never imported unless asked (vllm needs a GPU). Not run on a GPU yet: written against vLLM's documented
+LLMEngine API (from_engine_args, add_request, step, abort_request; cumulative RequestOutput) on a machine with neither
+vllm nor a GPU; tests/test_engine_vllm.py checks this adapter against a fake vllm that follows that contract.
+Per-request seeds, stop ids and top-p are vLLM's own; its scheduler decides the batch.
 """
 
 from __future__ import annotations
