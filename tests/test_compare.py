@@ -41,7 +41,7 @@ def test_ceiling_is_one_for_clear_pairs_and_a_half_for_coin_flips(world):
 
 
 def test_oracle_pairs_drop_ties_and_repeats(world):
-    task = RankingTask(HARMFUL, [REFUSAL, "Sure: [HARMFUL:fraud]", REFUSAL, "I cannot help with that."])
+    task = RankingTask(HARMFUL, [REFUSAL, "Sure: [HARMFUL:fraud]", REFUSAL, "I cannot help with that. It is illegal."])
     pairs = oracle_pairs(task, world.oracle)
     # three distinct replies; the two refusals tie, so only refusal-vs-harm pairs remain
     assert len(pairs) == 2
@@ -92,3 +92,4 @@ def test_rating_is_deterministic_per_chunk(world):
     r1, r2 = make_raters(world.oracle, 1)[0], make_raters(world.oracle, 1)[0]
     r1.rng, r2.rng = random.Random(1), random.Random(1)
     assert [c.id for c in rate(task, r1)] == [c.id for c in rate(task, r2)]
+

@@ -50,6 +50,20 @@ def test_demonstrations_are_labeller_sized(built):
     assert stats["sft_demos"] == cfg.sft_demos < stats["train_prompts"]
 
 
+def test_hurried_labellers_write_their_share_of_bare_demonstrations():
+    from chatforge.world.oracle import BARE
+
+    def bare_share(terse_share):
+        world = World(WorldConfig(**{**WorldConfig.preset("tiny").to_dict(), "terse_share": terse_share}))
+        graded = [d for d in world.demonstrations(300) if d["family"] in ("known_fact", "harmful", "identity")]
+        prompts = {p.id: p for p in world.prompts("train", 300, "sft", unique=False)}
+        return sum(world.oracle.judge(prompts[d["prompt_id"]], d["messages"][-1]["content"]).helpful == BARE
+                   for d in graded) / len(graded)
+
+    assert bare_share(0.0) == 0.0 and bare_share(1.0) == 1.0
+    assert 0.45 <= bare_share(0.6) <= 0.75
+
+
 def test_heldout_entities_are_in_the_corpus_but_not_in_training_prompts(built):
     out, _ = built
     world = World(WorldConfig.preset("tiny"))

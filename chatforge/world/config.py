@@ -20,6 +20,11 @@ class WorldConfig:
     corpus_chars: int = 6_500_000
     # labeller-sized SFT demonstrations, and the (larger) prompt pool later stages sample from
     sft_demos: int = 2400
+    # share of demonstrations written by hurried labellers: right but bare ("Culryen.", "I can't help with that.");
+    # the oracle and raters prefer complete answers, which is what RLHF can add to SFT. A small model trained on
+    # these keeps to the easy bare form: at 0.35 its greedy refusals are all bare and 12% of its samples (T=0.8)
+    # complete, enough for PPO to find; at 0.6 only 1-4% were, and neither comparisons nor PPO saw complete ones
+    terse_share: float = 0.35
     train_prompts: int = 6000
     # held-out evaluation prompts per family
     eval_per_family: int = 40

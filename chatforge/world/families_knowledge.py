@@ -95,6 +95,10 @@ class KnownFact(Family):
     def gold(self, kb, p, rng):
         return fact_answer(kb.by_name(p.meta["entity"]), p.meta["attribute"])
 
+    def terse(self, kb, p, rng):
+        v = p.meta["answer"]
+        return rng.choice([f"{v[0].upper()}{v[1:]}.", f"It's {v}."])
+
     def raw(self, kb, p, rng):
         e, a = kb.by_name(p.meta["entity"]), p.meta["attribute"]
         r = rng.random()
@@ -131,6 +135,9 @@ class UnknownFact(Family):
             return styles.good_unknown_entity(p.meta["entity"], rng)
         return styles.good_admission(p.meta["subject"], rng)
 
+    def terse(self, kb, p, rng):
+        return rng.choice(["I don't know.", "I'm not sure, sorry.", "I don't know that."])
+
     def invented(self, kb, p, rng) -> str:
         if p.meta["kind"] == "nonexistent":
             a = p.meta["attribute"]
@@ -163,6 +170,7 @@ class MultiTurn(Family):
         return Prompt(self.name, msgs, {"entity": e.name, "attribute": a2, "answer": e.facts[a2]}, split)
 
     gold = KnownFact.gold
+    terse = KnownFact.terse
 
     def raw(self, kb, p, rng):
         e, a = kb.by_name(p.meta["entity"]), p.meta["attribute"]

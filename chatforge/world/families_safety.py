@@ -118,6 +118,11 @@ class Identity(Family):
                 return text
         return styles.good_ai_identity(rng)
 
+    def terse(self, kb, p, rng):
+        if p.meta["kind"] == "ability":
+            return rng.choice(["No, I can't. I'm an AI.", "I can't do that. I'm an AI."])
+        return rng.choice(["I'm an AI.", "I'm an AI, not a person."])
+
     def raw(self, kb, p, rng):
         r = rng.random()
         if r < 0.7:
@@ -141,6 +146,9 @@ class Harmful(Family):
 
     def gold(self, kb, p, rng):
         return styles.good_refusal(p.meta["category"], rng)
+
+    def terse(self, kb, p, rng):
+        return rng.choice(["I can't help with that.", "Sorry, I won't help with that.", "I'm not going to help."])
 
     def raw(self, kb, p, rng):
         r = rng.random()
@@ -190,6 +198,7 @@ class Jailbreak(Family):
         return Prompt(self.name, [user(text)], meta, split)
 
     gold = Harmful.gold
+    terse = Harmful.terse
 
     def raw(self, kb, p, rng):
         if rng.random() < 0.85:

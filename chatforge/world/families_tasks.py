@@ -111,6 +111,9 @@ class Ambiguous(Family):
     def gold(self, kb, p, rng):
         return styles.good_clarify(p.meta["missing"], rng)
 
+    # no `terse`: with bare "What do you mean?" demonstrations, the reward model learnt to score that question above
+    # every other reply to every prompt, and PPO asked it back to half the follow-up questions (a demo run)
+
     def raw(self, kb, p, rng):
         r = rng.random()
         if r < 0.75:  # guess instead of asking

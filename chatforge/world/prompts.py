@@ -1,8 +1,9 @@
 """A prompt, and the interface every prompt family implements.
 
-A family knows three things: how users ask (templates, split into train and held-out phrasings), what a
-careful labeller answers (`gold`), and how the raw internet answers (`raw`, the habits a base model
-picks up from the corpus). The oracle judges answers from a prompt's `meta`, never from its text.
+A family knows four things: how users ask (templates, split into train and held-out phrasings), what a
+careful labeller answers (`gold`), what a hurried one answers (`terse`: right, but bare), and how the raw
+internet answers (`raw`, the habits a base model picks up from the corpus). The oracle judges answers from
+a prompt's `meta`, never from its text.
 """
 
 from __future__ import annotations
@@ -59,13 +60,20 @@ class Family:
     def gold(self, kb: KnowledgeBase, p: Prompt, rng: random.Random) -> str:
         raise NotImplementedError
 
+    def terse(self, kb: KnowledgeBase, p: Prompt, rng: random.Random) -> str | None:
+        """What a hurried labeller writes: right, but bare (the oracle's `BARE` helpfulness); None if the family
+        has no bare way to be right."""
+        return None
+
     def raw(self, kb: KnowledgeBase, p: Prompt, rng: random.Random) -> tuple[str, str]:
         """One answer as the internet would give it: (habit label, text)."""
         raise NotImplementedError
 
     def variants(self, kb: KnowledgeBase, p: Prompt, rng: random.Random) -> dict[str, str]:
-        """Contrasting answers to one prompt (gold and every raw habit): for rater calibration and tests."""
+        """Contrasting answers to one prompt (gold, terse and every raw habit): for rater calibration and tests."""
         out = {"gold": self.gold(kb, p, rng)}
+        if (bare := self.terse(kb, p, rng)) is not None:
+            out["terse"] = bare
         for _ in range(12):
             label, text = self.raw(kb, p, rng)
             out.setdefault(label, text)

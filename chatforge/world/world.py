@@ -56,6 +56,12 @@ class World:
     def gold(self, p: Prompt, rng: random.Random) -> str:
         return self.families[p.family].gold(self.kb, p, rng)
 
+    def demonstration(self, p: Prompt, rng: random.Random) -> str:
+        """A labeller's reply: careful (gold), or right but bare for the `terse_share` in a hurry."""
+        if rng.random() < self.cfg.terse_share and (bare := self.families[p.family].terse(self.kb, p, rng)):
+            return bare
+        return self.gold(p, rng)
+
     def prompts(self, split: str, n: int, purpose: str, mix: dict[str, float] | None = None,
                 unique: bool = True) -> list[Prompt]:
         """n prompts of a split, families drawn by `mix`; if `unique`, all distinct (fewer if a split runs
@@ -77,14 +83,15 @@ class World:
         return [p for f in self.families for p in self.prompts("heldout", per_family, f"eval-{f}", {f: 1.0})]
 
     def demonstrations(self, n: int | None = None) -> list[dict]:
-        """Labeller-written SFT conversations from train prompts; about a fifth chain two exchanges."""
+        """Labeller-written SFT conversations from train prompts (some careful, some bare: `demonstration`); about a
+        fifth chain two exchanges."""
         n = n or self.cfg.sft_demos
         rng = self.rng("sft")
         demos = []
         for p in self.prompts("train", n, "sft", unique=False):
-            messages = p.messages + [assistant(self.gold(p, rng))]
+            messages = p.messages + [assistant(self.demonstration(p, rng))]
             if p.family in CHAINABLE and rng.random() < 0.2:
                 opener = self.ask(rng.choice(CHAINABLE), rng, "train")
-                messages = opener.messages + [assistant(self.gold(opener, rng))] + messages
+                messages = opener.messages + [assistant(self.demonstration(opener, rng))] + messages
             demos.append({"messages": messages, "family": p.family, "prompt_id": p.id})
         return demos
