@@ -42,7 +42,7 @@ def test_pretrain_learns_and_saves_a_loadable_model(tiny_world, tmp_path):
 def test_pretrain_resumes_after_kill_minus_9(tiny_world, tmp_path):
     out = tmp_path / "pre"
     args = [sys.executable, "-m", "chatforge", "pretrain", "--corpus", str(tiny_world / "corpus.txt"), "--out",
-            str(out), "--preset", "tiny", "--seq-len", "64", "--batch-size", "4", "--epochs", "1",
+            str(out), "--preset", "tiny", "--seq-len", "64", "--batch-size", "4", "--epochs", "0.5",
             "--vocab-size", "512", "--save-every", "10"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
