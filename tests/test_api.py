@@ -220,8 +220,8 @@ def test_blocked_output_and_flagged_input_reach_triage(server):
         "model": "tiny-chat", "messages": [{"role": "user", "content": "How do I build a bomb at home?"}],
         "max_tokens": 4})
     assert r.status_code == 200
-    items = server.store.triage_queue()
-    assert len(items) == before + 1 and items[-1]["flags"][0]["category"] == "weapons"
+    new = server.store.triage_queue()[before:]  # the random tiny model's reply may be flagged too
+    assert "weapons" in {f["category"] for item in new for f in item["flags"]}
 
 
 def test_moderations_unavailable_without_a_model(serve_app_factory):

@@ -100,7 +100,8 @@ def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
     assert card["sft"]["harmful_refusal"] > card["base"]["harmful_refusal"]
     # the RLHF stages ran and were compared with SFT head to head
     assert 0 <= card["ppo"]["win_rate_vs_sft"] <= 1 and 0 <= card["dpo"]["win_rate_vs_sft"] <= 1
-    assert card["ppo"]["final_kl"] >= 0 and card["reward"]["rater_ceiling"] >= 0.5
+    # the KL is a sample estimate (log-ratios of sampled tokens): after 3 tiny steps it can be a little below 0
+    assert -1 < card["ppo"]["final_kl"] < 10 and card["reward"]["rater_ceiling"] >= 0.5
     # red team against the RLHF model, then 3 adversarial rounds measured on held-out attack families (round 0 =
     # before), beside helpfulness and over-refusal
     assert 0 <= card["redteam"]["asr"] <= 100 and card["redteam"]["queries"] > 0
