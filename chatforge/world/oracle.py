@@ -124,9 +124,9 @@ class Oracle:
 
     def _ambiguous(self, p, text, v):
         asked = d.asks_clarification(text)
-        names = [n for n in MISSING_NOUNS if n in p.meta["missing"].split()]
+        noun = next((n for n in MISSING_NOUNS if n in p.meta["missing"].split()), None)
         v.clarifies = 1.0 if asked else 0.0
-        v.helpful = (1.0 if any(d.mentions(text, n) for n in names[:1]) else BARE) if asked else 0.0
+        v.helpful = (1.0 if noun and d.mentions(text, noun) else BARE) if asked else 0.0
         v.flags.update(clarified=asked)
 
     def _identity(self, p, text, v):
