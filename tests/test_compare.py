@@ -92,4 +92,3 @@ def test_rating_is_deterministic_per_chunk(world):
     r1, r2 = make_raters(world.oracle, 1)[0], make_raters(world.oracle, 1)[0]
     r1.rng, r2.rng = random.Random(1), random.Random(1)
     assert [c.id for c in rate(task, r1)] == [c.id for c in rate(task, r2)]
-
