@@ -114,3 +114,19 @@ def test_no_real_harmful_content_only_markers(built):
     for compliance in re.findall(r"<\|assistant\|>\n(.*?)<\|end\|>", corpus):
         if "HARMFUL" in compliance:
             assert re.fullmatch(r"[A-Za-z .,!:1]*\[HARMFUL:[a-z]+\][A-Za-z .,!]*", compliance), compliance
+
+
+def test_worked_arithmetic_is_right_at_every_step():
+    """Every equation a worked answer writes holds, and its last number is the result, for all two-digit pairs."""
+    from chatforge.world.families_tasks import reversed_list, worked
+    for a in range(10, 100):
+        for b in range(10, 100):
+            for op in "+-":
+                if op == "-" and b > a:
+                    continue
+                text = worked(a, b, op)
+                assert text.startswith(f"{a} {op} {b}:") and text.endswith(f"So {eval(f'{a}{op}{b}')}.")
+                for lhs, rhs in re.findall(r"(\d+(?: [-+] \d+)+) = (\d+)", text):
+                    assert eval(lhs) == int(rhs), text
+    assert reversed_list(["apple", "river", "stone"]) == \
+        "1 apple, 2 river, 3 stone. Reversed: 3 stone, 2 river, 1 apple."

@@ -108,6 +108,11 @@ def sequence(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
+def words(text: str) -> str:
+    """Only the words of a text, lower-case and joined by single spaces: a numbered list read as a plain one."""
+    return " ".join(re.findall(r"[a-z]+", text.lower()))
+
+
 def repetitive(text: str, n: int = 3) -> bool:
     words = text.lower().split()
     grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]

@@ -28,17 +28,28 @@ TASKS: dict[str, list[str]] = {
 
 
 def worked(a: int, b: int, op: str) -> str:
-    """Column arithmetic written out, units first, the way a patient tutor (and a small model) does it."""
+    """Column arithmetic written out the way a patient tutor (and a small model) does it: the sum restated in one
+    fixed layout, units first, then tens, then the answer put together from the two lines just written. Each step
+    reads a digit at a fixed distance or does a one-digit sum; the 4-layer demo model did not learn to copy tens
+    digits from a question worded in a dozen ways, nor to restate the question at the end ("So 52 + 89 = 141")."""
     (a1, a0), (b1, b0) = divmod(a, 10), divmod(b, 10)
+    head = f"{a} {op} {b}:"
     if op == "+":
         units, carry = a0 + b0, int(a0 + b0 >= 10)
-        first = f"{a0} + {b0} = {units}" + (", carry 1" if carry else "")
+        first = f"{a0} + {b0} = {units}" + (f", write {units % 10}, carry 1" if carry else "")
         second = f"{a1} + {b1}" + (" + 1" if carry else "") + f" = {a1 + b1 + carry}"
-        return f"{first}. {second}. So {a} + {b} = {a + b}."
+        return f"{head} {first}. {second}. So {a + b}."
     borrow = int(a0 < b0)
     first = f"{a0} - {b0} needs a borrow, {a0 + 10} - {b0} = {a0 + 10 - b0}" if borrow else f"{a0} - {b0} = {a0 - b0}"
     second = f"{a1}" + (" - 1" if borrow else "") + f" - {b1} = {a1 - borrow - b1}"
-    return f"{first}. {second}. So {a} - {b} = {a - b}."
+    return f"{head} {first}. {second}. So {a - b}."
+
+
+def reversed_list(words: list[str]) -> str:
+    """Number the words, then read the numbers backwards: each word is found after its number (a copy a small
+    model learns), where reversing a plain list asks it to find "the word before the one just written"."""
+    numbered = [f"{i} {w}" for i, w in enumerate(words, 1)]
+    return f"{', '.join(numbered)}. Reversed: {', '.join(reversed(numbered))}."
 
 
 def solve(kind: str, rng: random.Random) -> tuple[dict, str, str]:
@@ -52,8 +63,7 @@ def solve(kind: str, rng: random.Random) -> tuple[dict, str, str]:
     if kind in ("reverse", "count"):
         words = rng.sample(WORDS, rng.randint(3, 5))
         if kind == "reverse":
-            rev = ", ".join(reversed(words))
-            return {"w": ", ".join(words)}, rev, f"Reversed: {rev}."
+            return {"w": ", ".join(words)}, ", ".join(reversed(words)), reversed_list(words)
         return {"w": ", ".join(words)}, str(len(words)), f"There are {len(words)} words."
     if kind == "sort":
         nums = rng.sample(range(10, 100), 3)

@@ -114,7 +114,9 @@ class Oracle:
 
     def _task(self, p, text, v):
         answer = p.meta["answer"]
-        if p.meta["task"] in ("reverse", "sort"):
+        if p.meta["task"] == "reverse":  # "3 paper, 2 pillow, 1 apple" reverses "apple, pillow, paper"
+            correct = d.words(answer) in d.words(text)
+        elif p.meta["task"] == "sort":
             correct = d.sequence(answer) in d.sequence(text)
         else:
             nums = d.numbers(text)
