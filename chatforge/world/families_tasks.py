@@ -46,8 +46,8 @@ def worked(a: int, b: int, op: str) -> str:
 
 
 def reversed_list(words: list[str]) -> str:
-    """Number the words, then read the numbers backwards: each word is found after its number (a copy a small
-    model learns), where reversing a plain list asks it to find "the word before the one just written"."""
+    """Number the words, then read the numbers backwards: each word is found after its number, an easier look-up
+    than "the word before the one just written" (the small demo model still learns neither: it copies no words)."""
     numbered = [f"{i} {w}" for i, w in enumerate(words, 1)]
     return f"{', '.join(numbered)}. Reversed: {', '.join(reversed(numbered))}."
 
