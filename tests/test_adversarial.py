@@ -40,7 +40,8 @@ def config(out, data, **kw):
     # lowers the attack success rate is the round's own data, the safe replies to the attacks that worked
     return AdversarialConfig(output_dir=str(out), rounds=1, queries=64, heldout_queries=48, attackers="templates,lm",
                              sft_data=str(data), replay=200, sft_epochs=2.0, sft_learning_rate=3e-3, sft_batch_size=8,
-                             dpo_epochs=2.0, dpo_learning_rate=1e-3, max_new_tokens=24, **kw)
+                             dpo_epochs=2.0, dpo_learning_rate=1e-3, max_new_tokens=24, attacker_max_new_tokens=32,
+                             **kw)
 
 
 @pytest.fixture(scope="module")

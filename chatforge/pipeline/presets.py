@@ -18,12 +18,14 @@ PIPELINE_PRESETS: dict[str, dict] = {
         "dpo": {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3},
         "eval": {"max_new_tokens": 32},
         "moderation": {"epochs": 2.0},
-        "redteam": {"queries": 48, "attackers": "templates,lm", "max_new_tokens": 32},
+        # the tiny model writes attacks of 32 tokens at most: at 64 its attacker LM took most of these stages' time
+        "redteam": {"queries": 48, "attackers": "templates,lm", "max_new_tokens": 32, "attacker_max_new_tokens": 32},
         # 3 rounds from the PPO model, 32 train attacks per attacker and 48 held-out ones per round, SFT on 200
         # replayed demonstrations + the new examples, 1 epoch each of SFT and DPO at the tiny preset's rates
         "adversarial": {"start": "ppo", "rounds": 3, "queries": 32, "heldout_queries": 48, "replay": 200,
                         "sft_epochs": 1.0, "sft_learning_rate": 3e-3, "sft_batch_size": 8, "dpo_epochs": 1.0,
-                        "dpo_learning_rate": 1e-3, "dpo_batch_size": 16, "max_new_tokens": 32},
+                        "dpo_learning_rate": 1e-3, "dpo_batch_size": 16, "max_new_tokens": 32,
+                        "attacker_max_new_tokens": 32},
     },
     # minutes on 2 CPU cores: a ~1.6M-parameter model that learns the world's facts and the assistant's manners
     "small": {

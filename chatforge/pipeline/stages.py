@@ -166,7 +166,8 @@ def redteam_stage(ctx: StageContext) -> dict:
     world, name = World(world_config(ctx)), best_rlhf(ctx)
     attackers = [TemplateAttacker(world, "heldout")]
     if "lm" in cfg.get("attackers", "templates"):
-        attackers.append(LMAttacker(str(ctx.input("sft", "model"))))
+        attackers.append(LMAttacker(str(ctx.input("sft", "model")),
+                                    max_new_tokens=cfg.get("attacker_max_new_tokens", 64)))
     sampling = campaign_sampling(cfg.get("max_new_tokens", 48), cfg.get("temperature", 0.0))
     with ModelTarget(str(ctx.input(name, "model")), sampling) as target:
         report = run_campaign(CampaignConfig(out=str(ctx.dir), queries=cfg.get("queries", 64),

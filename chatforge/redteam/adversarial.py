@@ -55,6 +55,7 @@ class AdversarialConfig:
     heldout_queries: int = 64  # held-out attacks per round (the same ones every round)
     attackers: str = "templates,lm"
     attacker_model: str | None = None  # the attacker LM; default: the starting model
+    attacker_max_new_tokens: int = 64  # the longest attack it writes (a tiny model rarely stops on its own)
     train: str = "sft+dpo"
     sft_data: str | None = None  # the original demonstrations; default: the world's own (written to OUT)
     replay: int = 0  # original demonstrations per round's SFT data (0 = all of them)
@@ -226,7 +227,8 @@ def lm_attacker(cfg: AdversarialConfig, start: str, out: Path, upto: int):
     from chatforge.redteam.attackers import Attack, LMAttacker
     from chatforge.redteam.judge import Verdict
 
-    lm = LMAttacker(Registry().resolve(cfg.attacker_model) if cfg.attacker_model else start)
+    lm = LMAttacker(Registry().resolve(cfg.attacker_model) if cfg.attacker_model else start,
+                    max_new_tokens=cfg.attacker_max_new_tokens)
     for r in range(1, upto):
         rows = [x for x in read_jsonl(out / f"round-{r}" / "attack" / "attacks.jsonl") if x["attacker"] == lm.name]
         lm.observe([Attack.from_dict(x) for x in rows], [Verdict.from_dict(x["verdict"]) for x in rows])

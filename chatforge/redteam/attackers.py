@@ -217,11 +217,12 @@ class LMAttacker(Attacker):
         return template
 
     def propose(self, n, rng):
-        out, seen = [], set()
+        out, seen, last = [], set(), None
         for _ in range(self.tries):
             want = n - len(out)
-            if want <= 0:
-                break
+            if want <= 0 or want == last:  # done, or the last try wrote nothing usable: a model that cannot write
+                break  # attacks yet (a tiny one) is not asked again and again
+            last = want
             texts = self.write([self.few_shot(rng) for _ in range(max(1, int(want * self.oversample)))],
                                rng.randrange(2**31))
             self.stats["sampled"] += len(texts)
