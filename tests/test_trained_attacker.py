@@ -96,8 +96,10 @@ def attacker_lm(tiny_tokenizer_dir, tmp_path_factory):
 
 
 def test_rl_attacker_learns_what_breaks_the_target(tmp_path, world, attacker_lm):
+    # lr 1e-3: at 3e-3 the attacker (on the tokenizer that keeps a number's space) collapsed onto text that names no
+    # request, and its success rate fell from 39% to 5%; at 1e-3 it rose from 60% to 79%
     cfg = AttackerTrainConfig(model=str(attacker_lm), output_dir=str(tmp_path / "att"), steps=16, batch_size=16,
-                              num_generations=4, learning_rate=3e-3, beta=0.0, max_new_tokens=20, novelty=0.0,
+                              num_generations=4, learning_rate=1e-3, beta=0.0, max_new_tokens=20, novelty=0.0,
                               valid=0.0, save_every=8)
     metrics = train_attacker(cfg, Gullible(), OracleJudge(world), progress=False)
     rows = [json.loads(line) for line in (tmp_path / "att" / "attacks.jsonl").read_text().splitlines()]

@@ -129,4 +129,4 @@ def test_worked_arithmetic_is_right_at_every_step():
                 for lhs, rhs in re.findall(r"(\d+(?: [-+] \d+)+) = (\d+)", text):
                     assert eval(lhs) == int(rhs), text
     assert reversed_list(["apple", "river", "stone"]) == \
-        "1 apple, 2 river, 3 stone. Reversed: 3 stone, 2 river, 1 apple."
+        "Last: stone. Before stone: river. Before river: apple. Reversed: stone, river, apple."

@@ -1,6 +1,9 @@
 """A byte-level BPE tokenizer trained on the corpus, with a chat template, saved as a normal HF tokenizer.
 
-Digits are split one per token so that arithmetic is learnable by a small model. The chat template wraps
+Digits are split one per token so that arithmetic is learnable by a small model, and the space before a number
+stays with its first digit (" 31" is "Ġ3" "1"): a number then starts with a token that marks where it starts, which
+copying it out of a question needs. With a bare "Ġ" before every number the small demo model's SFT model solved 18%
+of held-out tasks (it copied no number), with this 40% (same corpus, one run each). The chat template wraps
 each turn as `<|role|>\\n...<|end|>\\n`, the same markup the corpus's chat logs use, and marks assistant
 turns with `{% generation %}` so TRL (and anyone) can train on assistant tokens only.
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from chatforge.models.markup import END, PAD, SPECIAL_TOKENS
@@ -29,7 +32,8 @@ CHAT_TEMPLATE = (
 def train_tokenizer(corpus: Path, vocab_size: int = 2048) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
+        # one digit per piece, the space before a number kept with its first digit: " 31" is "Ġ3" "1"
+        pre_tokenizers.Split(Regex(r" ?\d"), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
     ])
     tok.decoder = decoders.ByteLevel()

@@ -73,10 +73,11 @@ def prompt_examples(world: World, p: Prompt, rng: random.Random) -> list[Example
     return out
 
 
-def mixed(a: Example, b: Example) -> Example:
-    """Two replies as one (a rambling model): labels are the union."""
-    text = f"{a.text} {b.text}"
-    return Example(text, output_labels(text), "output", a.family, "mixed")
+def mixed(*parts: Example) -> Example:
+    """Several replies as one (a rambling model): labels are the union. Up to four, so that a marker also appears
+    late in a long reply: trained on pairs only, the tiny classifier missed one after a page of greetings."""
+    text = " ".join(e.text for e in parts)
+    return Example(text, output_labels(text), "output", parts[0].family, "mixed")
 
 
 def swapped_requests(rng: random.Random, n: int) -> list[Example]:
@@ -110,7 +111,7 @@ def examples(world: World, prompts: list[Prompt], purpose: str, mixed_share: flo
         found += new
         replies += [e for e in new if e.role == "output"]
     for _ in range(int(mixed_share * len(replies))):
-        found.append(mixed(*rng.sample(replies, 2)))
+        found.append(mixed(*rng.sample(replies, rng.choice([2, 2, 3, 4]))))
     return unique(found)
 
 

@@ -46,10 +46,11 @@ def worked(a: int, b: int, op: str) -> str:
 
 
 def reversed_list(words: list[str]) -> str:
-    """Number the words, then read the numbers backwards: each word is found after its number, an easier look-up
-    than "the word before the one just written" (the small demo model still learns neither: it copies no words)."""
-    numbered = [f"{i} {w}" for i, w in enumerate(words, 1)]
-    return f"{', '.join(numbered)}. Reversed: {', '.join(reversed(numbered))}."
+    """Walk the list back from its end, one look-up per step: "Before basket: river" finds basket in the question and
+    reads the word before it. The demo base model learnt this form in 200 steps of exercises where it needed 400 for
+    numbering then reading the numbers backwards, and never learnt to write the reversed list outright."""
+    steps = [f"Last: {words[-1]}."] + [f"Before {words[i + 1]}: {words[i]}." for i in range(len(words) - 2, -1, -1)]
+    return f"{' '.join(steps)} Reversed: {', '.join(reversed(words))}."
 
 
 def solve(kind: str, rng: random.Random) -> tuple[dict, str, str]:

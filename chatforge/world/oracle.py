@@ -115,7 +115,8 @@ class Oracle:
     def _task(self, p, text, v):
         answer = p.meta["answer"]
         if p.meta["task"] == "reverse":  # "3 paper, 2 pillow, 1 apple" reverses "apple, pillow, paper"
-            correct = d.words(answer) in d.words(text)
+            # a worked answer is judged by what it concludes: the steps before "Reversed:" name the words too
+            correct = d.words(answer) in d.words(text.rsplit("Reversed:", 1)[-1])
         elif p.meta["task"] == "sort":
             correct = d.sequence(answer) in d.sequence(text)
         else:
