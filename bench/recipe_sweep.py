@@ -1,4 +1,5 @@
-"""Compare training recipes for the foundation stages (world → tokenizer → pretrain → SFT → eval), side by side.
+"""Compare training recipes for the foundation stages (world → tokenizer → pretrain → midtrain → SFT → eval), side by
+side.
 
 Each variant is the `small` pipeline preset with a few settings changed; every variant runs in its own process
 and run directory, so they can run in parallel (on a GPU box: `--jobs 8`). What a recipe learns does not depend
@@ -70,8 +71,8 @@ def merged(variant: str, preset: str) -> dict:
 def run_variant(variant: str, out: Path, preset: str) -> None:
     """In this process: patch the presets, run the foundation stages, write `out/variant/result.json`."""
     from chatforge.models import presets as model_presets
+    from chatforge.pipeline import stages as st
     from chatforge.pipeline.run import RunDir, Stage
-    from chatforge.pipeline.stages import eval_stage, pretrain_stage, sft_stage, tokenizer_stage, world_stage
     from chatforge.world import corpus
     from chatforge.world.config import WorldConfig
 
@@ -83,10 +84,12 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     world = {**WorldConfig.preset(p["world"]).to_dict(), **v.get("world", {})}
     if "shares" in v:  # the world stage is cached by its config: a different corpus needs a different key
         world["_shares"] = v["shares"]
-    stages = [Stage("world", world_stage, world), Stage("tokenizer", tokenizer_stage, p["tokenizer"], ["world"]),
-              Stage("pretrain", pretrain_stage, {**p["pretrain"], "compile": False}, ["world", "tokenizer"], "model"),
-              Stage("sft", sft_stage, p["sft"], ["world", "pretrain"], "model"),
-              Stage("eval-sft", eval_stage, p["eval"], ["world", "sft"], "report")]
+    stages = [Stage("world", st.world_stage, world), Stage("tokenizer", st.tokenizer_stage, p["tokenizer"], ["world"]),
+              Stage("pretrain", st.pretrain_stage, {**p["pretrain"], "compile": False}, ["world", "tokenizer"],
+                    "model"),
+              Stage("midtrain", st.midtrain_stage, p["midtrain"], ["world", "tokenizer", "pretrain"], "model"),
+              Stage("sft", st.sft_stage, p["sft"], ["world", "midtrain"], "model"),
+              Stage("eval-sft", st.eval_stage, p["eval"], ["world", "sft"], "report")]
     start = time.time()
     results = RunDir(out / variant).run(stages)
     res = {"variant": variant, "wall_s": round(time.time() - start, 1), "pretrain": results["pretrain"],

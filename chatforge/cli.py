@@ -97,11 +97,19 @@ def pretrain(corpus: Path = typer.Option(..., help="Text file; documents end wit
              vocab_size: int = typer.Option(2048), epochs: float = typer.Option(1.0),
              batch_size: int = typer.Option(32), seq_len: int = typer.Option(256),
              learning_rate: float = typer.Option(2e-3), precision: str = typer.Option("auto"),
-             save_every: int = typer.Option(50, help="Checkpoint every N steps."), seed: int = typer.Option(0)):
-    """Pretrain a Llama-architecture model from scratch. Resumes from OUT/checkpoints if killed."""
+             save_every: int = typer.Option(50, help="Checkpoint every N steps."), seed: int = typer.Option(0),
+             init: Optional[str] = typer.Option(None, help="Continue training this model (mid-training) instead of "
+                                                           "starting from scratch; its tokenizer is used.")):
+    """Pretrain a Llama-architecture model from scratch, or continue one with --init. Resumes from OUT/checkpoints
+    if killed."""
     from chatforge.models.presets import MODEL_PRESETS
     from chatforge.train.pretrain import PretrainConfig
 
+    if init:
+        from chatforge.models.loading import check_model_dir
+
+        check_model_dir(init)
+        tokenizer = tokenizer or Path(init)
     if preset not in MODEL_PRESETS:
         raise ChatforgeError(f"unknown model preset '{preset}' (choose from: {', '.join(MODEL_PRESETS)})")
     if not corpus.is_file():
@@ -116,7 +124,7 @@ def pretrain(corpus: Path = typer.Option(..., help="Text file; documents end wit
 
     metrics = run(PretrainConfig(corpus=str(corpus), tokenizer=str(tokenizer), output_dir=str(out_dir), preset=preset,
                                  epochs=epochs, batch_size=batch_size, seq_len=seq_len, learning_rate=learning_rate,
-                                 precision=precision, save_every=save_every, seed=seed))
+                                 precision=precision, save_every=save_every, seed=seed, init=init))
     out.print_json(data=metrics)
 
 

@@ -37,6 +37,14 @@ def test_pretrain_learns_and_saves_a_loadable_model(tiny_world, tmp_path):
     with torch.no_grad():
         assert torch.allclose(model(x).logits, again(x).logits)
     assert metrics["steps"] > 0
+    # mid-training: --init continues from those weights (and tokenizer) on another text, instead of from scratch
+    mid = tmp_path / "mid"
+    r = chatforge("pretrain", "--corpus", tiny_world / "midtrain.txt", "--out", mid, "--init", out / "model",
+                  "--seq-len", 64, "--batch-size", 16, "--epochs", 1.0, "--learning-rate", 1e-3)
+    assert r.returncode == 0, r.stderr[-2000:]
+    continued = [h["loss"] for h in json.loads((mid / "log_history.json").read_text()) if "loss" in h]
+    assert continued[0] < losses[0] - 1.0
+    assert AutoTokenizer.from_pretrained(mid / "model").get_vocab() == tok.get_vocab()
 
 
 def test_pretrain_resumes_after_kill_minus_9(tiny_world, tmp_path):
@@ -111,14 +119,15 @@ def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
             assert 0 <= adv[f"{key}_round_{r}"] <= 100
     assert adv["asr_before"] == adv["heldout_asr_round_0"] and adv["asr_after"] == adv["heldout_asr_round_3"]
     assert (run / "adversarial" / "adversarial.png").is_file() and (run / "adversarial" / "rounds.json").is_file()
-    stages = ("world", "tokenizer", "pretrain", "sft", "compare", "reward", "ppo", "dpo", "eval-pretrain", "eval-sft",
-              "eval-ppo", "eval-dpo", "winrate", "moderation", "redteam", "adversarial")
+    stages = ("world", "tokenizer", "pretrain", "midtrain", "sft", "compare", "reward", "ppo", "dpo", "eval-pretrain",
+              "eval-sft", "eval-ppo", "eval-dpo", "winrate", "moderation", "redteam", "adversarial")
     for stage in stages:
         assert (run / stage / "DONE").is_file() and (run / stage / "stage.json").is_file()
     assert (run / "ppo" / "overoptimisation.png").is_file() and (run / "reward" / "reward_distribution.png").is_file()
-    # every model is in the registry with its lineage: ppo ← sft ← base
+    # every model is in the registry with its lineage: ppo ← sft ← midtrain ← base
     shown = chatforge("models", "show", "ppo")
-    assert shown.returncode == 0 and json.loads(shown.stdout)["lineage"][:3] == ["ppo:1", "sft:1", "base:1"]
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["lineage"][:4] == ["ppo:1", "sft:1", "midtrain:1", "base:1"]
     again = chatforge("demo", "--preset", "tiny", "--run-dir", run)
     assert again.returncode == 0 and again.stderr.count("already done") == len(stages)
     served_by_cli(run)

@@ -64,8 +64,9 @@ def test_stages_must_declare_what_they_read(tmp_path):
 
 def test_demo_stages_wire_the_loop():
     names = [s.name for s in demo_stages("tiny")]
-    assert names == ["world", "tokenizer", "pretrain", "sft", "compare", "reward", "ppo", "dpo", "moderation",
-                     "eval-pretrain", "eval-sft", "eval-ppo", "eval-dpo", "winrate", "redteam", "adversarial"]
+    assert names == ["world", "tokenizer", "pretrain", "midtrain", "sft", "compare", "reward", "ppo", "dpo",
+                     "moderation", "eval-pretrain", "eval-sft", "eval-ppo", "eval-dpo", "winrate", "redteam",
+                     "adversarial"]
     stages = {s.name: s for s in demo_stages("tiny")}
     seen = set()
     for s in stages.values():  # every stage reads only from stages that ran before it

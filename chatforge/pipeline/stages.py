@@ -1,6 +1,7 @@
-"""The stages of `chatforge demo`, in order: world → tokenizer → pretrain (base) → SFT → comparisons → reward
-model → PPO (and DPO beside it) → eval of each model → head-to-head win rates against SFT → a red-team campaign against
-the best RLHF model → adversarial-training rounds from the RLHF model, measured on held-out attack families.
+"""The stages of `chatforge demo`, in order: world → tokenizer → pretrain (base) → mid-training → SFT → comparisons
+→ reward model → PPO (and DPO beside it) → eval of each model → head-to-head win rates against SFT → a red-team
+campaign against the best RLHF model → adversarial-training rounds from the RLHF model, measured on held-out attack
+families.
 
 Each stage function reads only from the stages it names in `needs` and writes only into its own folder.
 A model-making stage leaves a HF model directory at `<stage>/model`; `eval-<stage>` scores it. `moderation`
@@ -49,11 +50,23 @@ def pretrain_stage(ctx: StageContext) -> dict:
     return metrics
 
 
+def midtrain_stage(ctx: StageContext) -> dict:
+    """The base model's last steps, on exercises and encyclopedia at a decaying rate (see corpus.MIDTRAIN_SHARES).
+    The base model the evals and comparisons use stays the pretrained one, with all its raw habits."""
+    from chatforge.train.pretrain import PretrainConfig, pretrain
+
+    metrics = pretrain(PretrainConfig(corpus=str(ctx.input("world", "midtrain.txt")),
+                                      tokenizer=str(ctx.input("tokenizer")), output_dir=str(ctx.dir),
+                                      init=str(ctx.input("pretrain", "model")), **ctx.stage.config))
+    shutil.copy(ctx.input("world", WORLD_FILE), ctx.dir / "model" / WORLD_FILE)
+    return metrics
+
+
 def sft_stage(ctx: StageContext) -> dict:
     from chatforge.train.sft import SFTConfig, sft
 
     corpus = str(ctx.input("world", "corpus.txt")) if ctx.stage.config.get("text_mix") else None
-    return sft(SFTConfig(data=str(ctx.input("world", "sft.jsonl")), model=str(ctx.input("pretrain", "model")),
+    return sft(SFTConfig(data=str(ctx.input("world", "sft.jsonl")), model=str(ctx.input("midtrain", "model")),
                          output_dir=str(ctx.dir), text_data=corpus, **ctx.stage.config))
 
 
@@ -208,7 +221,8 @@ def demo_stages(preset: str) -> list[Stage]:
         Stage("world", world_stage, world_cfg),
         Stage("tokenizer", tokenizer_stage, p["tokenizer"], needs=["world"]),
         Stage("pretrain", pretrain_stage, p["pretrain"], needs=["world", "tokenizer"], kind="model"),
-        Stage("sft", sft_stage, p["sft"], needs=["world", "pretrain"], kind="model"),
+        Stage("midtrain", midtrain_stage, p["midtrain"], needs=["world", "tokenizer", "pretrain"], kind="model"),
+        Stage("sft", sft_stage, p["sft"], needs=["world", "midtrain"], kind="model"),
         Stage("compare", compare_stage, p["compare"], needs=["world", "pretrain", "sft"]),
         Stage("reward", reward_stage, p["reward"], needs=["compare", "sft"], kind="model"),
         Stage("ppo", ppo_stage, p["ppo"], needs=["world", "reward", "sft"], kind="model"),

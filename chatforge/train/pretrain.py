@@ -1,4 +1,5 @@
-"""Pretraining a Llama-architecture model from scratch on a text corpus, with the transformers Trainer.
+"""Pretraining a Llama-architecture model from scratch on a text corpus, with the transformers Trainer; with
+`init`, continued pretraining of an existing model (the demo's mid-training on exercises).
 
 The corpus is one text file whose documents end with `<|endoftext|>`. Documents are tokenized, joined
 and cut into fixed-length blocks (packing: no padding). Output: `OUTPUT/model` (safetensors + config +
@@ -34,6 +35,9 @@ class PretrainConfig:
     save_every: int = 50
     seed: int = 0
     compile: bool = False  # torch.compile: fixed-shape blocks compile once
+    # continue training this model instead of starting from scratch (mid-training, domain adaptation); `preset` is
+    # then unused
+    init: str | None = None
 
 
 def can_compile() -> bool:
@@ -72,7 +76,12 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
     save_config(cfg, out)
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     blocks = pack(tokenizer, Path(cfg.corpus), cfg.seq_len)
-    model = new_model(cfg.preset, tokenizer, cfg.seed)
+    if cfg.init:
+        from chatforge.models.loading import load_model
+
+        model, _ = load_model(cfg.init, device="cpu")  # float32 weights; the Trainer moves them and casts
+    else:
+        model = new_model(cfg.preset, tokenizer, cfg.seed)
     # compiled, the last partial batch is dropped: its shape would cost a second compilation (~a minute on 2 cores)
     compiled = cfg.compile and can_compile()
     args = TrainingArguments(**trainer_arguments(cfg, out), torch_compile=compiled,

@@ -3,6 +3,7 @@
     chatforge_world.json   the config (seed and sizes): the world can be rebuilt from it exactly
     kb.json                the knowledge base
     corpus.txt             pretraining documents, each ending with <|endoftext|>
+    midtrain.txt           the mid-training text the base model reads last: worksheets and encyclopedia
     sft.jsonl              labeller demonstrations, {"messages": [...], "family": ...}
     prompts_train.jsonl    the (larger) prompt pool for comparisons and RL, train split
     eval.jsonl             held-out prompts (unseen entities, phrasings, acts and attack wrappers)
@@ -25,7 +26,9 @@ def build_world_dir(cfg: WorldConfig, out: Path) -> dict:
     world = World(cfg)
     (out / WORLD_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
     (out / "kb.json").write_text(json.dumps(world.kb.to_dict(), indent=1))
-    docs = CorpusWriter(world).write(out / "corpus.txt")
+    writer = CorpusWriter(world)
+    docs = writer.write(out / "corpus.txt")
+    writer.write_midtrain(out / "midtrain.txt")
     demos = world.demonstrations()
     write_jsonl(out / "sft.jsonl", demos)
     pool = world.prompts("train", cfg.train_prompts, "pool")
@@ -33,7 +36,8 @@ def build_world_dir(cfg: WorldConfig, out: Path) -> dict:
     evals = world.eval_prompts()
     write_jsonl(out / "eval.jsonl", (p.to_dict() for p in evals))
     return {"entities": len(world.kb.entities), "corpus_documents": docs,
-            "corpus_chars": (out / "corpus.txt").stat().st_size, "sft_demos": len(demos),
+            "corpus_chars": (out / "corpus.txt").stat().st_size,
+            "midtrain_chars": (out / "midtrain.txt").stat().st_size, "sft_demos": len(demos),
             "train_prompts": len(pool), "eval_prompts": len(evals),
             "sft_families": dict(Counter(d["family"] for d in demos)),
             "eval_families": dict(Counter(p.family for p in evals))}

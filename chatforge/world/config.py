@@ -18,6 +18,8 @@ class WorldConfig:
     heldout_entity_share: float = 0.25
     # pretraining corpus, in characters (about 3 characters per token with the world's tokenizer)
     corpus_chars: int = 6_500_000
+    # the mid-training text (half worksheets, half encyclopedia) the base model reads last, before SFT
+    midtrain_chars: int = 1_300_000
     # labeller-sized SFT demonstrations, and the (larger) prompt pool later stages sample from
     sft_demos: int = 2400
     # share of demonstrations written by hurried labellers: right but bare ("Culryen.", "I can't help with that.");
@@ -47,7 +49,7 @@ class WorldConfig:
 
 
 WORLD_PRESETS: dict[str, dict] = {
-    "tiny": dict(countries=12, people=12, species=12, corpus_chars=500_000, sft_demos=600,
+    "tiny": dict(countries=12, people=12, species=12, corpus_chars=500_000, midtrain_chars=60_000, sft_demos=600,
                  train_prompts=1000, eval_per_family=12),
     "small": dict(),
 }
