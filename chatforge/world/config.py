@@ -18,7 +18,7 @@ class WorldConfig:
     heldout_entity_share: float = 0.25
     # pretraining corpus, in characters (about 3 characters per token with the world's tokenizer)
     corpus_chars: int = 6_500_000
-    # the mid-training text (half worksheets, half encyclopedia) the base model reads last, before SFT
+    # the mid-training text (worksheets and encyclopedia, corpus.MIDTRAIN_SHARES) the base model reads last, before SFT
     midtrain_chars: int = 1_300_000
     # labeller-sized SFT demonstrations, and the (larger) prompt pool later stages sample from
     sft_demos: int = 2400
