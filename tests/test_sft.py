@@ -27,6 +27,12 @@ def test_chatforge_template_marks_exactly_the_assistant_turns(tiny_tokenizer_dir
     assert ours["input_ids"] == out["input_ids"] and ours["assistant_masks"] == out["assistant_masks"]
 
 
+def test_tokenizer_splits_digits_and_marks_where_a_number_starts(tiny_tokenizer_dir):
+    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
+    assert tok.tokenize("52 + 89 = 141.") == ["5", "2", "Ġ+", "Ġ8", "9", "Ġ=", "Ġ1", "4", "1", "."]
+    assert tok.decode(tok("So 3100 cm.")["input_ids"]) == "So 3100 cm."
+
+
 def test_sft_labels_ignore_everything_but_assistant_tokens(tiny_model_dir, conversations_file, tmp_path):
     cfg = SFTConfig(data=str(conversations_file([CONVERSATION])), model=str(tiny_model_dir),
                     output_dir=str(tmp_path / "out"), epochs=1)

@@ -4,9 +4,8 @@ Digits are split one per token so that arithmetic is learnable by a small model,
 stays with its first digit (" 31" is "Ġ3" "1"): a number then starts with a token that marks where it starts, which
 copying it out of a question needs. On one corpus, after mid-training, the small demo SFT model solved 20% of held-out
 tasks with a bare "Ġ" before every number (it copied no number) and 40% with this; without mid-training, 20% either
-way. The chat template wraps
-each turn as `<|role|>\\n...<|end|>\\n`, the same markup the corpus's chat logs use, and marks assistant
-turns with `{% generation %}` so TRL (and anyone) can train on assistant tokens only.
+way. The chat template wraps each turn as `<|role|>\\n...<|end|>\\n`, the same markup the corpus's chat logs use, and
+marks assistant turns with `{% generation %}` so TRL (and anyone) can train on assistant tokens only.
 """
 
 from __future__ import annotations
