@@ -40,26 +40,24 @@ def tokenizer_stage(ctx: StageContext) -> dict:
     return {"vocab_size": len(tok), "chars_per_token": round(len(sample) / len(tok(sample)["input_ids"]), 3)}
 
 
-def pretrain_stage(ctx: StageContext) -> dict:
+def train_lm(ctx: StageContext, text: str, **extra) -> dict:
+    """Pretrain on a world text into this stage's folder; the model carries the world's config."""
     from chatforge.train.pretrain import PretrainConfig, pretrain
 
-    metrics = pretrain(PretrainConfig(corpus=str(ctx.input("world", "corpus.txt")),
-                                      tokenizer=str(ctx.input("tokenizer")), output_dir=str(ctx.dir),
-                                      **ctx.stage.config))
+    metrics = pretrain(PretrainConfig(corpus=str(ctx.input("world", text)), tokenizer=str(ctx.input("tokenizer")),
+                                      output_dir=str(ctx.dir), **extra, **ctx.stage.config))
     shutil.copy(ctx.input("world", WORLD_FILE), ctx.dir / "model" / WORLD_FILE)
     return metrics
+
+
+def pretrain_stage(ctx: StageContext) -> dict:
+    return train_lm(ctx, "corpus.txt")
 
 
 def midtrain_stage(ctx: StageContext) -> dict:
     """The base model's last steps, on exercises and encyclopedia at a decaying rate (see corpus.MIDTRAIN_SHARES).
     The base model the evals and comparisons use stays the pretrained one, with all its raw habits."""
-    from chatforge.train.pretrain import PretrainConfig, pretrain
-
-    metrics = pretrain(PretrainConfig(corpus=str(ctx.input("world", "midtrain.txt")),
-                                      tokenizer=str(ctx.input("tokenizer")), output_dir=str(ctx.dir),
-                                      init=str(ctx.input("pretrain", "model")), **ctx.stage.config))
-    shutil.copy(ctx.input("world", WORLD_FILE), ctx.dir / "model" / WORLD_FILE)
-    return metrics
+    return train_lm(ctx, "midtrain.txt", init=str(ctx.input("pretrain", "model")))
 
 
 def sft_stage(ctx: StageContext) -> dict:
