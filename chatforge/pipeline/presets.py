@@ -67,16 +67,17 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # adversarial 190 s with it, on a busy 2-core machine) and found nothing the templates did not. The target
         # samples at T=1: greedy, the RLHF model refuses every attack (0/300), so nothing could be measured or learnt
         "redteam": {"queries": 300, "attackers": "templates", "max_new_tokens": 48, "temperature": 1.0},
-        # ~2 minutes on 2 cores: a round is a 300-query train campaign and 1000 held-out attacks (the target
+        # ~2.5 minutes on 2 cores: a round is a 300-query train campaign and 1000 held-out attacks (the target
         # sampling at T=1, where the RLHF model breaks 3-8% of the time; 1000 attacks place that within ~±1.5 points,
-        # 300 left rounds 2-3 points apart in noise) and the held-out eval (greedy), then 1 epoch of SFT on 400
-        # replayed demonstrations + the new examples and 1 epoch of DPO on the pairs. SFT as the SFT stage: frozen
-        # embeddings, its learning rate halved. Measured on one PPO model: 300/1000 queries, ASR 7.0 → 3.7 in 117 s;
-        # 600/1000, 7.0 → 3.1 in 174 s but task accuracy 22.5 → 10
+        # 300 left rounds 2-3 points apart in noise) and the held-out eval (greedy), then DPO, 4 epochs over every
+        # round's pairs so far, each success's chosen reply the best of 4 of the target's own samples that the judge
+        # passes. Measured from one PPO model (3 rounds, held-out ASR 3.9% before): SFT on 400 replayed demonstrations
+        # + 1 epoch of DPO (the former recipe), 2.2% (-44%); SFT + 4 epochs of DPO + best of 4, 0.9% (-77%) but task
+        # accuracy 30 -> 22.5 and known facts 100 -> 97.5 (SFT moved them most: 32.5, 40, 22.5 across the rounds);
+        # DPO alone, 1.5% (-62%), task accuracy 30, 30, 30, 25 and known facts 100 throughout; 8 epochs of DPO, 1.5%
         "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 300, "heldout_queries": 1000,
-                        "temperature": 1.0, "replay": 400,
-                        "sft_epochs": 1.0, "sft_learning_rate": 5e-4, "sft_batch_size": 16, "freeze_embeddings": True,
-                        "dpo_epochs": 1.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
+                        "temperature": 1.0, "train": "dpo", "k": 4,
+                        "dpo_epochs": 4.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
     },
 }
 
