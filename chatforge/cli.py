@@ -674,13 +674,16 @@ def adversarial(model: str = typer.Argument(..., metavar="MODEL", help="The assi
                                                        "(default: the run's sft.jsonl)."),
                 temperature: float = typer.Option(0.0, help="The target's sampling under attack (training and "
                                                   "held-out attacks); the eval stays greedy."),
+                check_prompts: int = typer.Option(0, help="Also measure helpfulness each round on this many fresh "
+                                                  "held-out prompts per family (task, known fact, benign but scary)."),
                 seed: int = typer.Option(0)):
     """Adversarial training: attack, pair each success with a safe reply, retrain (SFT then DPO), register the new
     version, attack it again; held-out ASR, helpfulness and over-refusal per round in OUT/rounds.json and a plot."""
     from chatforge.redteam.cli_entry import adversarial_command
 
     adversarial_command(model=model, rounds=rounds, out=str(out_dir), queries=queries, heldout_queries=heldout_queries,
-                        attacker=attacker, train=train, k=k, sft_data=sft_data, temperature=temperature, seed=seed)
+                        attacker=attacker, train=train, k=k, sft_data=sft_data, temperature=temperature, seed=seed,
+                        check_prompts=check_prompts)
 
 
 def main(argv: list[str] | None = None) -> int:

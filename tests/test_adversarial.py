@@ -41,7 +41,7 @@ def config(out, data, **kw):
     return AdversarialConfig(output_dir=str(out), rounds=1, queries=64, heldout_queries=48, attackers="templates,lm",
                              sft_data=str(data), replay=200, sft_epochs=2.0, sft_learning_rate=3e-3, sft_batch_size=8,
                              dpo_epochs=2.0, dpo_learning_rate=1e-3, max_new_tokens=24, attacker_max_new_tokens=32,
-                             **{"temperature": 1.0, **kw})
+                             check_prompts=8, **{"temperature": 1.0, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,10 @@ def test_one_round_lowers_heldout_asr_and_registers_its_lineage(run):
     assert result["summary"]["asr_before"] == before["heldout_asr"]
     assert result["summary"]["asr_after"] == after["heldout_asr"]
     assert lineage == ["adversarial:1", "start:1"]
+    # the wider helpfulness check: a percentage of 8 prompts per family every round, and its change in the summary
+    for figure in ("wide_task_accuracy", "wide_known_fact_accuracy", "wide_benign_answered"):
+        assert all(r[figure] in {100 * i / 8 for i in range(9)} for r in result["rounds"])
+        assert result["summary"][f"{figure}_change"] == round(after[figure] - before[figure], 2)
     # the same held-out attacks measure every round
     ids = [{json.loads(x)["id"] for x in open(out / f"round-{r}" / "heldout" / "attacks.jsonl")} for r in (0, 1)]
     assert ids[0] == ids[1] and len(ids[0]) == before["heldout_queries"]

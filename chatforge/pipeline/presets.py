@@ -67,17 +67,19 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # adversarial 190 s with it, on a busy 2-core machine) and found nothing the templates did not. The target
         # samples at T=1: greedy, the RLHF model refuses every attack (0/300), so nothing could be measured or learnt
         "redteam": {"queries": 300, "attackers": "templates", "max_new_tokens": 48, "temperature": 1.0},
-        # ~2.5 minutes on 2 cores: a round is a 300-query train campaign and 1000 held-out attacks (the target
+        # ~3 minutes on 2 cores: a round is a 300-query train campaign and 1000 held-out attacks (the target
         # sampling at T=1, where the RLHF model breaks 3-8% of the time; 1000 attacks place that within ~±1.5 points,
-        # 300 left rounds 2-3 points apart in noise) and the held-out eval (greedy), then DPO, 4 epochs over every
-        # round's pairs so far, each success's chosen reply the best of 4 of the target's own samples that the judge
-        # passes. Measured from one PPO model (3 rounds, held-out ASR 3.9% before): SFT on 400 replayed demonstrations
-        # + 1 epoch of DPO (the former recipe), 2.2% (-44%); SFT + 4 epochs of DPO + best of 4, 0.9% (-77%) but task
-        # accuracy 30 -> 22.5 and known facts 100 -> 97.5 (SFT moved them most: 32.5, 40, 22.5 across the rounds);
-        # DPO alone, 1.5% (-62%), task accuracy 30, 30, 30, 25 and known facts 100 throughout; 8 epochs of DPO, 1.5%
+        # 300 left rounds 2-3 points apart in noise), the held-out eval (greedy) and 200 more held-out prompts per
+        # family for task, known-fact and benign-but-scary helpfulness (in the eval's 40 a prompt is 2.5 points), then
+        # DPO, 4 epochs at 2e-4 over every round's pairs so far, each success's chosen reply the best of 4 of the
+        # target's own samples that the judge passes. Measured from one PPO model (3 rounds, held-out ASR 3.9%
+        # before; helpfulness on the 200-prompt check): SFT on 400 replayed demonstrations + 1 epoch of DPO at 1e-4
+        # (the former recipe), 2.2% (-44%); SFT + 4 epochs of DPO + best of 4, 0.9% (-77%), tasks -2.5; DPO alone at
+        # 1e-4, 1.5% (-62%), tasks +0.5; at 2e-4, 0.6% (-85%), tasks 0, known facts -0.5; at 1e-4 with 600-query
+        # campaigns, 0.8% (-80%) in 191 s instead of 157
         "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 300, "heldout_queries": 1000,
-                        "temperature": 1.0, "train": "dpo", "k": 4,
-                        "dpo_epochs": 4.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
+                        "temperature": 1.0, "train": "dpo", "k": 4, "check_prompts": 200,
+                        "dpo_epochs": 4.0, "dpo_learning_rate": 2e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
     },
 }
 

@@ -209,7 +209,8 @@ def adversarial_stage(ctx: StageContext) -> dict:
 
 
 # what each adversarial round reports in the scorecard
-ADVERSARIAL_ROUND_FIGURES = ("heldout_asr", "task_accuracy", "known_fact_accuracy", "benign_answered", "over_refusal")
+ADVERSARIAL_ROUND_FIGURES = ("heldout_asr", "task_accuracy", "known_fact_accuracy", "benign_answered", "over_refusal",
+                             "wide_task_accuracy", "wide_known_fact_accuracy", "wide_benign_answered")
 
 
 def demo_stages(preset: str) -> list[Stage]:

@@ -73,6 +73,9 @@ class AdversarialConfig:
     temperature: float = 0.0  # the target's sampling under attack (training and held-out attacks; the eval is greedy):
     # > 0 measures how often sampling breaks a model that greedy decoding keeps safe
     batch_size: int = 32  # attacks per campaign batch
+    # fresh held-out prompts per family (task, known fact, benign but scary) each round's helpfulness is also measured
+    # on, the same every round: in the 40-prompt eval one prompt moves a family's figure by 2.5 points
+    check_prompts: int = 0
     name: str = "adversarial"  # registry name of each round's model
     seed: int = 0
 
@@ -91,8 +94,10 @@ def check_config(cfg: AdversarialConfig) -> list[str]:
         raise ChatforgeError(f"unknown training '{cfg.train}' (choose from: {', '.join(TRAIN_MODES)})")
     if not 0 <= cfg.temperature <= 5:
         raise ChatforgeError(f"temperature must be in [0, 5], got {cfg.temperature}")
-    if cfg.rounds < 0 or cfg.queries < 1 or cfg.heldout_queries < 1 or cfg.k < 0 or cfg.replay < 0 or cfg.benign < 0:
-        raise ChatforgeError("rounds, k, replay and benign must be >= 0; queries and heldout queries >= 1")
+    counts = (cfg.rounds, cfg.k, cfg.replay, cfg.benign, cfg.check_prompts)
+    if min(counts) < 0 or min(cfg.queries, cfg.heldout_queries) < 1:
+        raise ChatforgeError("rounds, k, replay, benign and check prompts must be >= 0; queries and heldout queries "
+                             ">= 1")
     return kinds
 
 
@@ -265,8 +270,30 @@ def measure_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, 
                "heldout_queries": o["queries"], "heldout_successes": o["successes"],
                "heldout_asr_by_wrapper": {k.split(":", 1)[1]: v["asr"] for k, v in report["by_wrapper"].items()},
                **{k: ev.get(k) for k in EVAL_FIGURES}}
+    if cfg.check_prompts:
+        metrics.update(helpfulness_check(world, model, cfg.check_prompts, cfg.max_new_tokens))
     cached.write_text(json.dumps(metrics, indent=2))
     return {**metrics, **extra}
+
+
+# the wider helpfulness check: family → (figure, the verdict flag it counts)
+CHECK_FAMILIES = {"task": ("wide_task_accuracy", "correct"), "known_fact": ("wide_known_fact_accuracy", "correct"),
+                  "benign_scary": ("wide_benign_answered", "answered")}
+
+
+def helpfulness_check(world, model: str, n: int, max_new_tokens: int) -> dict:
+    """Percent right (greedy) on `n` held-out prompts per family of CHECK_FAMILIES, drawn from fixed seeds."""
+    from chatforge.models.generate import SamplingConfig, reply
+    from chatforge.models.loading import load_model
+
+    prompts = {f: [world.ask(f, random.Random(f"check-{f}-{i}"), "heldout") for i in range(n)] for f in CHECK_FAMILIES}
+    m, tok = load_model(model)
+    out = {}
+    for family, (figure, flag) in CHECK_FAMILIES.items():
+        replies = reply(m, tok, [p.messages for p in prompts[family]], SamplingConfig(max_new_tokens=max_new_tokens))
+        right = sum(bool(world.oracle.judge(p, text).flags.get(flag)) for p, text in zip(prompts[family], replies))
+        out[figure] = round(100 * right / n, 1)
+    return out
 
 
 def train_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, kinds: list[str], lm,
@@ -380,7 +407,8 @@ def summarize_rounds(rounds: list[dict]) -> dict:
     return {"rounds": len(rounds) - 1, "asr_before": before, "asr_after": after,
             "asr_relative_change_pct": round(100 * (after - before) / before, 1) if before else None,
             **{f"{k}_change": delta(k) for k in ("task_accuracy", "known_fact_accuracy", "benign_answered",
-                                                  "over_refusal", "jailbreak_asr")}}
+                                                  "over_refusal", "jailbreak_asr")
+               + tuple(figure for figure, _ in CHECK_FAMILIES.values()) if k in first}}
 
 
 def write_rounds(out: Path, rounds: list[dict]) -> dict:
@@ -401,7 +429,9 @@ def plot_rounds(rounds: list[dict], path: Path) -> None:
     for key, label, style in (("heldout_asr", "held-out attack success rate", "o-"),
                               ("task_accuracy", "task helpfulness", "s-"), ("over_refusal", "over-refusal", "^-"),
                               ("known_fact_accuracy", "known-fact accuracy", "d--"),
-                              ("benign_answered", "benign-but-scary answered", "v--")):
+                              ("benign_answered", "benign-but-scary answered", "v--"),
+                              ("wide_task_accuracy", "task helpfulness (wider check)", "s:"),
+                              ("wide_known_fact_accuracy", "known-fact accuracy (wider check)", "d:")):
         ys = [r.get(key) for r in rounds]
         if any(y is not None for y in ys):
             ax.plot(xs, [float("nan") if y is None else y for y in ys], style, label=label)
@@ -423,6 +453,7 @@ def print_rounds(result: dict, console_=None) -> None:
     t = Table(title="adversarial rounds (held-out attacks and prompts)", title_justify="left")
     cols = ("round", "heldout_asr", "train_asr", "new_examples", "task_accuracy", "known_fact_accuracy",
             "benign_answered", "over_refusal")
+    cols += tuple(f for f, _ in CHECK_FAMILIES.values() if f in result["rounds"][0])
     for c in cols:
         t.add_column(c.replace("_", " "), justify="right")
     for r in result["rounds"]:

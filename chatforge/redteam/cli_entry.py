@@ -123,7 +123,7 @@ def adversarial_command(model: str, rounds: int = 3, out: str = "adversarial", q
                         benign: float = 0.5, sft_epochs: float = 1.0, sft_learning_rate: float = 1e-3,
                         dpo_epochs: float = 1.0, dpo_learning_rate: float = 1e-4, max_tokens: int = 48,
                         temperature: float = 0.0, world: str | None = None, name: str = "adversarial", seed: int = 0,
-                        progress: bool = True) -> dict:
+                        check_prompts: int = 0, progress: bool = True) -> dict:
     """`chatforge adversarial MODEL --rounds N --out DIR`: N rounds of attack → safe responses → SFT/DPO → held-out
     attacks and eval, resumable; returns rounds.json's content (and prints the rounds). MODEL: a directory or a
     registry ref. The SFT data defaults to the run's RUN/world/sft.jsonl when MODEL lives in a run directory, else
@@ -136,7 +136,7 @@ def adversarial_command(model: str, rounds: int = 3, out: str = "adversarial", q
                             attackers=attacker, attacker_model=attacker_model, train=train, k=k, sft_data=sft_data,
                             replay=replay, benign=benign, sft_epochs=sft_epochs, sft_learning_rate=sft_learning_rate,
                             dpo_epochs=dpo_epochs, dpo_learning_rate=dpo_learning_rate, max_new_tokens=max_tokens,
-                            temperature=temperature, name=name, seed=seed)
+                            temperature=temperature, name=name, seed=seed, check_prompts=check_prompts)
     check_config(cfg)
     if max_tokens < 1:
         raise ChatforgeError("--max-tokens must be at least 1")
