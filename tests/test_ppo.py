@@ -66,6 +66,21 @@ def test_policy_loss_clipped_and_unclipped_by_hand():
     assert close(clip_frac, 0.0) and close(loss, -(1 + math.exp(0.1) + math.exp(-0.1) - 2) / 4)
 
 
+
+def test_an_overflow_on_padding_leaves_loss_and_gradients_finite():
+    # the same four tokens as above and a padded 5th whose log-ratio is 1000 (exp overflows to inf): padding is
+    # selected out before exp, so the loss is still −0.3 and no NaN reaches the gradient (0·inf would be NaN)
+    old = torch.tensor([[-1.0, -2.0, -0.3, -0.7, -1001.0]])
+    logp = (old + torch.tensor([[1.1, 1.5, 0.5, 0.5, 1.0]]).log()).clone()
+    logp[0, 4] = -1.0
+    logp.requires_grad_(True)
+    adv, mask = torch.tensor([[1.0, 1.0, 1.0, -2.0, 1.0]]), torch.tensor([[1, 1, 1, 1, 0]])
+    loss, _, approx_kl = core.policy_loss(logp, old, adv, mask, clip=0.2)
+    loss.backward()
+    assert close(loss, -0.3) and close(approx_kl, 0.1213798)
+    assert torch.isfinite(logp.grad).all() and logp.grad[0, 4] == 0
+    assert close(core.masked_mean(torch.tensor([[1.0, float("inf")]]), torch.tensor([[1, 0]])), 1.0)
+
 def test_value_loss_clipped_by_hand():
     # clip 0.2; V_clip = V_old + clip(V − V_old, ±0.2):
     #   V_old=1, V=1.5, R=2:  V_clip=1.2; (1.5−2)²=0.25 vs (1.2−2)²=0.64 → 0.64  clipped
@@ -113,7 +128,8 @@ def test_adaptive_kl_controller_by_hand():
 def tiny(tiny_model_dir):
     from chatforge.models.loading import load_model
 
-    model, tok = load_model(str(tiny_model_dir))
+    # on the CPU in float32 whatever the machine: the log-prob checks below compare to 1e-4
+    model, tok = load_model(str(tiny_model_dir), device="cpu")
     prompts = [[{"role": "user", "content": text}] for text in ("Hi!", "What is the capital of Vell?", "Help me.")]
     enc = [tok(tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True), add_special_tokens=False)
            ["input_ids"] for p in prompts]

@@ -151,7 +151,7 @@ def train_attacker(cfg: AttackerTrainConfig, target, judge, progress: bool = Tru
 
     from chatforge.train.progress import RichProgress
 
-    model, tok = load_model(cfg.model)
+    model, tok = load_model(cfg.model, train=True)
     model.train()
     writer = LMAttacker((model, tok), name=NAME, shots=cfg.shots, max_new_tokens=cfg.max_new_tokens)
     rng = random.Random(cfg.seed)

@@ -56,7 +56,7 @@ def dpo(cfg: DPOConfig, progress: bool = True) -> dict:
     from chatforge.models.loading import load_model
     from chatforge.train.progress import RichProgress
 
-    model, tokenizer = load_model(cfg.model)
+    model, tokenizer = load_model(cfg.model, train=True)
     model.train()
     dataset = Dataset.from_list([c.trl() for c in comparisons])
     args = TRLDPOConfig(**trainer_arguments(cfg, out), max_length=cfg.max_length, beta=cfg.beta,

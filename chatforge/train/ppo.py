@@ -190,7 +190,7 @@ class PPOTrainer:
         quiet_hf()
         self.cfg, self.reward_fn, self.oracle_fn, self.progress = cfg, reward_fn, oracle_fn, progress
         self.out = Path(cfg.output_dir)
-        self.policy, self.tok = load_model(cfg.model)
+        self.policy, self.tok = load_model(cfg.model, train=True)
         self.device = self.policy.device
         self.records, self.prompt_ids = load_prompts(cfg.prompts, self.tok, cfg.max_prompt_length)
         self.ref = copy.deepcopy(self.policy).requires_grad_(False)

@@ -15,11 +15,14 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Te
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Σ(x·m) / Σm over the valid positions (over all of them, or along `dim`); 0 where nothing is valid."""
+    """Σ(x·m) / Σm over the valid positions (over all of them, or along `dim`); 0 where nothing is valid.
+    Padding is selected out, not multiplied by 0: an inf there (a ratio of two tiny probabilities of a pad
+    token) would make inf·0 = NaN."""
+    x = torch.where(mask.bool(), x, torch.zeros((), dtype=x.dtype, device=x.device))
     mask = mask.to(x.dtype)
     if dim is None:
-        return (x * mask).sum() / mask.sum().clamp(min=1)
-    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
+        return x.sum() / mask.sum().clamp(min=1)
+    return x.sum(dim) / mask.sum(dim).clamp(min=1)
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -77,7 +80,8 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
 
     Returns (loss, clip fraction = share of tokens where the clipped term was the larger one, approx KL(π_old‖π)
     = mean_t (ρ_t − 1) − log ρ_t, Schulman's low-variance non-negative estimator)."""
-    log_ratio = logprobs - old_logprobs
+    # 0 on padding before exp: an overflow there would reach the gradient as 0·inf = NaN even if masked after
+    log_ratio = (logprobs - old_logprobs).masked_fill(mask == 0, 0.0)
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)

@@ -62,7 +62,7 @@ def rloo(cfg: RLOOConfig, progress: bool = True) -> dict:
     from chatforge.models.loading import load_reward_model
     from chatforge.train.progress import RichProgress
 
-    model, tokenizer = load_model(cfg.model)
+    model, tokenizer = load_model(cfg.model, train=True)
     model.train()
     records, _ = load_prompts(cfg.prompts, tokenizer, 256)
     reward, reward_tok = load_reward_model(cfg.reward_model)

@@ -88,7 +88,7 @@ def build_trainer(cfg: SFTConfig, progress: bool = True):
     from chatforge.models.loading import load_model
     from chatforge.train.progress import RichProgress
 
-    model, tokenizer = load_model(cfg.model)
+    model, tokenizer = load_model(cfg.model, train=True)
     model.train()
     texts = sample_documents(cfg.text_data, round(cfg.text_mix * len(conversations)), cfg.seed) \
         if cfg.text_data and cfg.text_mix > 0 else []
