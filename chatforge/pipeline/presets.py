@@ -66,7 +66,9 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # templates only in the small demo: the attacker LM doubled these stages' time (measured: redteam 107 s and
         # adversarial 190 s with it, on a busy 2-core machine) and found nothing the templates did not. The target
         # samples at T=1: greedy, the RLHF model refuses every attack (0/300), so nothing could be measured or learnt
-        "redteam": {"queries": 300, "attackers": "templates", "max_new_tokens": 48, "temperature": 1.0},
+        # campaigns send 256 attacks at a time: 1000 held-out attacks took 16.6 s in batches of 32, 9.9 s in 256
+        "redteam": {"queries": 300, "attackers": "templates", "max_new_tokens": 48, "temperature": 1.0,
+                    "batch_size": 256},
         # ~3 minutes on 2 cores: a round is a 300-query train campaign and 1000 held-out attacks (the target
         # sampling at T=1, where the RLHF model breaks 3-8% of the time; 1000 attacks place that within ~±1.5 points,
         # 300 left rounds 2-3 points apart in noise), the held-out eval (greedy) and 200 more held-out prompts per
@@ -78,7 +80,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # 1e-4, 1.5% (-62%), tasks +0.5; at 2e-4, 0.6% (-85%), tasks 0, known facts -0.5; at 1e-4 with 600-query
         # campaigns, 0.8% (-80%) in 191 s instead of 157
         "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 300, "heldout_queries": 1000,
-                        "temperature": 1.0, "train": "dpo", "k": 4, "check_prompts": 200,
+                        "temperature": 1.0, "train": "dpo", "k": 4, "check_prompts": 200, "batch_size": 256,
                         "dpo_epochs": 4.0, "dpo_learning_rate": 2e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
     },
 }

@@ -181,9 +181,9 @@ def redteam_stage(ctx: StageContext) -> dict:
                                     max_new_tokens=cfg.get("attacker_max_new_tokens", 64)))
     sampling = campaign_sampling(cfg.get("max_new_tokens", 48), cfg.get("temperature", 0.0))
     with ModelTarget(str(ctx.input(name, "model")), sampling) as target:
-        report = run_campaign(CampaignConfig(out=str(ctx.dir), queries=cfg.get("queries", 64),
-                                             seed=cfg.get("seed", 0)), target, OracleJudge(world), attackers,
-                              console=False)
+        camp = CampaignConfig(out=str(ctx.dir), queries=cfg.get("queries", 64), batch_size=cfg.get("batch_size", 32),
+                              seed=cfg.get("seed", 0))
+        report = run_campaign(camp, target, OracleJudge(world), attackers, console=False)
     by = report["by_attacker"]
     return {"target": name, "queries": report["overall"]["queries"], "successes": report["overall"]["successes"],
             "asr": report["overall"]["asr"], "heldout_template_asr": by.get("templates", {}).get("asr"),
