@@ -69,19 +69,20 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # campaigns send 256 attacks at a time: 1000 held-out attacks took 16.6 s in batches of 32, 9.9 s in 256
         "redteam": {"queries": 300, "attackers": "templates", "max_new_tokens": 48, "temperature": 1.0,
                     "batch_size": 256},
-        # ~3 minutes on 2 cores: a round is a 300-query train campaign and 1000 held-out attacks (the target
+        # ~1.5 minutes on 2 cores: a round is a 300-query train campaign and 1000 held-out attacks (the target
         # sampling at T=1, where the RLHF model breaks 3-8% of the time; 1000 attacks place that within ~±1.5 points,
         # 300 left rounds 2-3 points apart in noise), the held-out eval (greedy) and 200 more held-out prompts per
         # family for task, known-fact and benign-but-scary helpfulness (in the eval's 40 a prompt is 2.5 points), then
-        # DPO, 4 epochs at 2e-4 over every round's pairs so far, each success's chosen reply the best of 4 of the
-        # target's own samples that the judge passes. Measured from one PPO model (3 rounds, held-out ASR 3.9%
-        # before; helpfulness on the 200-prompt check): SFT on 400 replayed demonstrations + 1 epoch of DPO at 1e-4
-        # (the former recipe), 2.2% (-44%); SFT + 4 epochs of DPO + best of 4, 0.9% (-77%), tasks -2.5; DPO alone at
-        # 1e-4, 1.5% (-62%), tasks +0.5; at 2e-4, 0.6% (-85%), tasks 0, known facts -0.5; at 1e-4 with 600-query
-        # campaigns, 0.8% (-80%) in 191 s instead of 157
+        # DPO, 4 epochs at 1e-4 over every round's pairs so far, each success's chosen reply the best of 4 of the
+        # target's own samples that the judge passes. Measured on two PPO models (3 rounds, helpfulness on the
+        # 200-prompt check): at 1e-4, held-out ASR 4.3 -> 1.1% (-74%) with tasks, known facts and benign answered
+        # within 1 point, and 3.9 -> 1.5% (-62%) on the other; at 2e-4, -81% and -85%, but on the first model benign
+        # answered fell 10.5 points and known facts 5 (on the other they held); 1.5e-4, -72%, known facts -2.5; beta
+        # 0.3 instead of 0.1, -74%, benign -5; three times the benign-but-scary anchor pairs, -95%, benign -11. The
+        # former recipe (SFT on 400 replayed demonstrations + 1 epoch of DPO at 1e-4) cut 3.9% by 44%
         "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 300, "heldout_queries": 1000,
                         "temperature": 1.0, "train": "dpo", "k": 4, "check_prompts": 200, "batch_size": 256,
-                        "dpo_epochs": 4.0, "dpo_learning_rate": 2e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
+                        "dpo_epochs": 4.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
     },
 }
 
