@@ -170,6 +170,24 @@ def test_rollout_greedy_agrees_with_generate_and_seeds_repeat(tiny):
     assert torch.equal(a.tokens, b.tokens)
 
 
+
+def test_batch_replies_go_through_the_decode_loop_and_match_generate_when_greedy(tiny):
+    from chatforge.models.generate import SamplingConfig, reply, stop_ids
+
+    model, tok, _, _ = tiny
+    convs = [[{"role": "user", "content": text}] for text in ("Hi!", "What is 12 + 30?", "Who are you?", "Help me.")]
+    ours = reply(model, tok, convs, SamplingConfig(max_new_tokens=12), batch_size=3)  # two batches, sorted by length
+    theirs = []
+    for c in convs:
+        ids = tok(tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True), add_special_tokens=False,
+                  return_tensors="pt")["input_ids"]
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                             eos_token_id=stop_ids(model, tok), pad_token_id=tok.pad_token_id)
+        theirs.append(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip())
+    assert ours == theirs
+    sampled = SamplingConfig(max_new_tokens=12, temperature=1.0, seed=5)
+    assert reply(model, tok, convs, sampled) == reply(model, tok, convs, sampled)  # a seed repeats
+
 def test_top_p_keeps_the_smallest_set_reaching_p():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     # top_p 0.7: {0.5, 0.3} reaches 0.8 ≥ 0.7, so only tokens 0 and 1 can come out
