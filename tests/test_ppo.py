@@ -66,7 +66,6 @@ def test_policy_loss_clipped_and_unclipped_by_hand():
     assert close(clip_frac, 0.0) and close(loss, -(1 + math.exp(0.1) + math.exp(-0.1) - 2) / 4)
 
 
-
 def test_an_overflow_on_padding_leaves_loss_and_gradients_finite():
     # the same four tokens as above and a padded 5th whose log-ratio is 1000 (exp overflows to inf): padding is
     # selected out before exp, so the loss is still −0.3 and no NaN reaches the gradient (0·inf would be NaN)
@@ -80,6 +79,7 @@ def test_an_overflow_on_padding_leaves_loss_and_gradients_finite():
     assert close(loss, -0.3) and close(approx_kl, 0.1213798)
     assert torch.isfinite(logp.grad).all() and logp.grad[0, 4] == 0
     assert close(core.masked_mean(torch.tensor([[1.0, float("inf")]]), torch.tensor([[1, 0]])), 1.0)
+
 
 def test_value_loss_clipped_by_hand():
     # clip 0.2; V_clip = V_old + clip(V − V_old, ±0.2):
@@ -170,7 +170,6 @@ def test_rollout_greedy_agrees_with_generate_and_seeds_repeat(tiny):
     assert torch.equal(a.tokens, b.tokens)
 
 
-
 def test_batch_replies_go_through_the_decode_loop_and_match_generate_when_greedy(tiny):
     from chatforge.models.generate import SamplingConfig, reply, stop_ids
 
@@ -187,6 +186,7 @@ def test_batch_replies_go_through_the_decode_loop_and_match_generate_when_greedy
     assert ours == theirs
     sampled = SamplingConfig(max_new_tokens=12, temperature=1.0, seed=5)
     assert reply(model, tok, convs, sampled) == reply(model, tok, convs, sampled)  # a seed repeats
+
 
 def test_top_p_keeps_the_smallest_set_reaching_p():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))

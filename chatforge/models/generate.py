@@ -1,11 +1,12 @@
 """Replying to many conversations at once: left-padded batches through chatforge's KV-cache decode loop.
 
 Conversations are sorted by length so each batch wastes little padding. This is the batch path for evals, data
-collection and red-team targets; the server gets its own continuous-batching engine. The loop is PPO's rollout
-(`chatforge.train.rollout.sample`), not `model.generate`: it drops rows as they stop and skips generate's per-token
-bookkeeping, which on a CPU costs as much as a forward of the demo's model. Measured on 2 cores with the small
-demo's PPO model: 1000 red-team prompts at T=1 took 11.5-12.2 s through `generate` in batches of 64 and 6.4-6.8 s
-here in batches of 256; 369 held-out eval prompts, greedy, 1.7 s and 1.2 s, with the same replies word for word.
+collection and the red team's `generate` backend; the server gets its own continuous-batching engine. The loop is
+PPO's rollout (`chatforge.train.rollout.sample`), not `model.generate`: it drops rows as they stop and skips
+generate's per-token bookkeeping, which on a CPU costs as much as a forward of the demo's model. Measured on 2 cores
+with the small demo's PPO model: 1000 red-team prompts at T=1 took 11.5-12.2 s through `generate` in batches of 64
+and 6.4-6.8 s here in batches of 256; 369 held-out eval prompts, greedy, 1.7 s and 1.2 s, with the same replies word
+for word.
 """
 
 from __future__ import annotations
