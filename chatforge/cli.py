@@ -646,6 +646,8 @@ def redteam(model: Optional[str] = typer.Argument(None, metavar="[MODEL]", help=
             temperature: float = typer.Option(0.0, help="Target sampling; 0 (greedy) makes HTTP and in-process "
                                               "verdicts identical."),
             max_tokens: int = typer.Option(48), seed: int = typer.Option(0),
+            batch_size: int = typer.Option(32, help="Attacks proposed, sent and judged together (the unit of "
+                                           "resume): 256 judged 1000 attacks in 9.9 s on 2 cores, 32 in 16.6 s."),
             campaign: str = typer.Option("redteam", help="Campaign tag: product chats titled #TAG join it."),
             store: Optional[str] = typer.Option(None, "--store", "--human-db", help="The product database (path or "
                                                 "URL): every attack is kept there too, and its #TAG chats join.")):
@@ -657,7 +659,7 @@ def redteam(model: Optional[str] = typer.Argument(None, metavar="[MODEL]", help=
     redteam_command(model=model, target_url=target_url, target_model=target_model, attacker=attacker,
                     queries=queries, out=str(out_dir), seed=seed, rate=rate, judge=judge, split=split,
                     attacker_model=attacker_model, temperature=temperature, max_tokens=max_tokens, campaign=campaign,
-                    store_db=store, train_steps=train_steps)
+                    store_db=store, train_steps=train_steps, batch_size=batch_size)
 
 
 @app.command()

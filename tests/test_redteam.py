@@ -411,7 +411,8 @@ def test_command_checks_its_options_before_loading_anything(tmp_path):
 
     for kwargs, message in ((dict(), "give a MODEL"), (dict(model="m", target_url="http://h/v1"), "not both"),
                             (dict(model="m", attacker="templates,gpt"), "unknown attacker 'gpt'"),
-                            (dict(model="m", queries=0), "at least 1"), (dict(model="m", split="test"), "--split"),
+                            (dict(model="m", queries=0), "at least 1"), (dict(model="m", batch_size=0), "--batch-size"),
+                            (dict(model="m", split="test"), "--split"),
                             (dict(target_url="localhost:8000"), "bad target URL"),
                             (dict(model=str(tmp_path / "missing")), "unknown model"),
                             (dict(target_url="http://127.0.0.1:9/v1", judge="moderation"), "needs a moderation"),
