@@ -298,3 +298,15 @@ def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(model_tok, mak
     fire.clear()
     assert engine.submit(GenerationRequest(prompt(5), max_new_tokens=5)).result().token_ids
     assert engine.stats()["errors"] == 2 and engine.stats()["running"] == 0
+
+
+def test_generation_weights_are_bf16_on_any_cuda_device(monkeypatch):
+    from chatforge.models.loading import weights_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    for device in ("cuda", "cuda:0", "cuda:1", torch.device("cuda", 0)):
+        assert weights_dtype(device) is torch.bfloat16, device
+        assert weights_dtype(device, train=True) is torch.float32  # trainers keep float32 weights (autocast)
+    assert weights_dtype("cpu") is torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert weights_dtype("cuda:0") is torch.float32

@@ -48,6 +48,14 @@ def no_cudnn_attention() -> None:
     torch.backends.cuda.enable_cudnn_sdp(False)
 
 
+def weights_dtype(device, train: bool = False):
+    """bf16 for generation on any CUDA device that has it ("cuda", "cuda:1", torch.device("cuda", 0)), else float32."""
+    import torch
+
+    on_gpu = str(device).startswith("cuda")
+    return torch.bfloat16 if not train and on_gpu and torch.cuda.is_bf16_supported() else torch.float32
+
+
 def load_model(path: str, device: str | None = None, train: bool = False):
     """(model, tokenizer) in eval mode. On a GPU with bf16, weights are bf16 for generation; with `train` they stay
     float32 whatever the device: the trainers get bf16 from autocast, and AdamW on bf16 weights would lose every
@@ -60,8 +68,7 @@ def load_model(path: str, device: str | None = None, train: bool = False):
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cuda"):
         no_cudnn_attention()
-    bf16 = not train and device == "cuda" and torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if bf16 else torch.float32
+    dtype = weights_dtype(device, train)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     except Exception as e:  # noqa: BLE001
