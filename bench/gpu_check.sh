@@ -19,11 +19,13 @@ cd "$(dirname "$0")/.."
 PACKAGES="transformers trl datasets huggingface_hub httpx2 httpcore2 truststore dill multiprocess"
 
 wheels() {
-    echo "/.whl/" >> .git/info/exclude 2>/dev/null || true
+    # the versions of the environment chatforge is tested in: `make setup`'s .venv, else PYTHON, else python3
+    local py=${PYTHON:-python3}
+    [ -x .venv/bin/python ] && py=.venv/bin/python
+    grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> .git/info/exclude
     mkdir -p .whl
     for name in $PACKAGES; do
-        version=$(python3 -c "import importlib.metadata as m; print(m.version('$name'))" 2>/dev/null \
-            || /tmp/venv/bin/python -c "import importlib.metadata as m; print(m.version('$name'))")
+        version=$("$py" -c "import importlib.metadata as m; print(m.version('$name'))")
         python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
             --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
             -d .whl "$name==$version"
