@@ -38,6 +38,13 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 #   batch 16, lr 2.5e-3 (now small; 2-core CPU, 438 s)  100    8      100       100        0      100     100
 # Pretraining learning rates of 3e-3 and above diverged (also with 10% warmup). No recipe taught the two-digit
 # arithmetic and list tasks (task accuracy 5-27%): they need copying digits and words from the prompt.
+#
+# Copying from the prompt, 2026-11-27 (one H200, 6 and 5 variants at a time, OMP_NUM_THREADS=2, ~100 s each; the
+# small preset with mid-training; SFT model, held-out split): SFT task accuracy swings with the pretraining seed far
+# more than with any of these changes, so a single run ranks nothing.
+#   baseline 37.5 (known facts 95) · heads8 35.0 · heads2 22.5 · deep5thin (5 layers, FFN 320) 20.0, known 60 ·
+#   lr2e3 20.0 · seq256 (blocks of 256, batch 8: same tokens per step) seeds 0 / 1 / 2: 65.0 / 27.5 / 22.5, known
+#   80 / 100 / 85 · seq256mid (mid-training at 256 too) 60.0 · seq256lr2 40.0 · seq512 (batch 4) 45.0.
 VARIANTS: dict[str, dict] = {
     "baseline": {},
     "pt3ep": {"pretrain": {"epochs": 3.0}},
@@ -47,13 +54,23 @@ VARIANTS: dict[str, dict] = {
     "wide192": {"model": {"hidden_size": 192, "intermediate_size": 512}},
     "old4m": {"pretrain": {"epochs": 1.0}, "model": {"hidden_size": 256, "intermediate_size": 768}},
     "deep6": {"model": {"num_hidden_layers": 6}},
-    "heads8": {"model": {"num_attention_heads": 8}},
     "bs4": {"pretrain": {"batch_size": 4, "learning_rate": 1.5e-3}},
     "bs16": {"pretrain": {"batch_size": 16, "learning_rate": 2.5e-3}},
     "worksheet30": {"shares": {"encyclopedia": 0.40, "forum": 0.12, "chat": 0.18, "worksheet": 0.30}},
     "sft5ep": {"sft": {"epochs": 5.0}},
     "sft_unfrozen": {"sft": {"freeze_embeddings": False}},
     "demos4800": {"world": {"sft_demos": 4800}},
+    # copying from the prompt (the tasks' and the reward model's weak point), at about the demo's compute
+    "heads8": {"model": {"num_attention_heads": 8}},
+    "heads2": {"model": {"num_attention_heads": 2}},
+    "seq256": {"pretrain": {"seq_len": 256, "batch_size": 8}},
+    "deep5thin": {"model": {"num_hidden_layers": 5, "intermediate_size": 320}},
+    "lr2e3": {"pretrain": {"learning_rate": 2e-3}},
+    "seq256s1": {"pretrain": {"seq_len": 256, "batch_size": 8, "seed": 1}},
+    "seq256s2": {"pretrain": {"seq_len": 256, "batch_size": 8, "seed": 2}},
+    "seq512": {"pretrain": {"seq_len": 512, "batch_size": 4}},
+    "seq256mid": {"pretrain": {"seq_len": 256, "batch_size": 8}, "midtrain": {"seq_len": 256, "batch_size": 8}},
+    "seq256lr2": {"pretrain": {"seq_len": 256, "batch_size": 8, "learning_rate": 2e-3}},
 }
 
 
