@@ -155,6 +155,10 @@ def compare(model: str = typer.Argument(..., help="The policy that writes the re
             prompts: int = typer.Option(1000, help="Train-split prompts."),
             test_prompts: int = typer.Option(200, help="Held-out prompts (the reward model's test set)."),
             k: int = typer.Option(4, "-k", help="Replies per prompt."), temperature: float = typer.Option(1.0),
+            top_p: float = typer.Option(1.0, help="Nucleus sampling of the replies."),
+            second_model: Optional[str] = typer.Option(None, help="A second, older model (e.g. the base model) "
+                                                                  "that writes some of the K replies."),
+            second_replies: int = typer.Option(0, help="How many of the K replies the second model writes."),
             raters: int = typer.Option(5, help="Simulated raters."), noise: Optional[float] = typer.Option(None),
             max_new_tokens: int = typer.Option(48), seed: int = typer.Option(0)):
     """Sample K replies per prompt, have simulated raters rank them, store every pair. Resumes if killed."""
@@ -164,9 +168,14 @@ def compare(model: str = typer.Argument(..., help="The policy that writes the re
     from chatforge.world.raters import DEFAULT_NOISE
 
     check_model_dir(model)
+    if second_model:
+        check_model_dir(second_model)
+    elif second_replies:
+        raise ChatforgeError("--second-replies needs --second-model")
     cfg = CompareConfig(model=model, output_dir=str(out_dir), prompts=prompts, test_prompts=test_prompts, k=k,
-                        temperature=temperature, raters=raters, noise=DEFAULT_NOISE if noise is None else noise,
-                        max_new_tokens=max_new_tokens, seed=seed)
+                        temperature=temperature, top_p=top_p, second_model=second_model,
+                        second_replies=second_replies if second_model else 0, raters=raters,
+                        noise=DEFAULT_NOISE if noise is None else noise, max_new_tokens=max_new_tokens, seed=seed)
     out.print_json(data=collect(cfg, resolve_world(model, world)))
 
 

@@ -100,6 +100,10 @@ def test_rlhf_commands_reject_bad_inputs(tmp_path, tiny_model_dir):
                           1, "no such comparisons file")
     assert_one_line_error(chatforge("compare", tmp_path / "nope", "--out", tmp_path / "c"), 1, "not found")
     assert_one_line_error(chatforge("compare", tiny_model_dir, "--out", tmp_path / "c", "-k", "1"), 1, "at least 2")
+    assert_one_line_error(chatforge("compare", tiny_model_dir, "--out", tmp_path / "c", "--second-replies", "1"), 1,
+                          "needs --second-model")
+    assert_one_line_error(chatforge("compare", tiny_model_dir, "--out", tmp_path / "c", "--second-model",
+                                    tmp_path / "nope", "--second-replies", "1"), 1, "not found")
     # the SFT model given where the reward model belongs
     (tmp_path / "p.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     assert_one_line_error(chatforge("ppo", tiny_model_dir, "--reward-model", tiny_model_dir, "--prompts",

@@ -92,3 +92,17 @@ def test_rating_is_deterministic_per_chunk(world):
     r1, r2 = make_raters(world.oracle, 1)[0], make_raters(world.oracle, 1)[0]
     r1.rng, r2.rng = random.Random(1), random.Random(1)
     assert [c.id for c in rate(task, r1)] == [c.id for c in rate(task, r2)]
+
+
+def test_cli_compare_with_a_second_model_and_top_p(tiny_model_dir, tmp_path):
+    """The demo's comparisons by hand: one of K replies from a second model, nucleus sampling."""
+    from chatforge.cli import main
+
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tiny_model_dir), "--out", str(out), "--prompts", "4", "--test-prompts", "2", "-k", "3",
+                 "--second-model", str(tiny_model_dir), "--second-replies", "1",
+                 "--top-p", "0.9", "--max-new-tokens", "6"]) == 0
+    tasks = read_tasks(out / "tasks_train.jsonl")
+    assert len(tasks) == 4 and all(len(t.responses) == 3 and t.policy == "sft+base" for t in tasks)
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["top_p"] == 0.9 and saved["second_replies"] == 1 and saved["second_model"] == str(tiny_model_dir)
