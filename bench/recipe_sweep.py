@@ -71,6 +71,11 @@ VARIANTS: dict[str, dict] = {
     "seq512": {"pretrain": {"seq_len": 512, "batch_size": 4}},
     "seq256mid": {"pretrain": {"seq_len": 256, "batch_size": 8}, "midtrain": {"seq_len": 256, "batch_size": 8}},
     "seq256lr2": {"pretrain": {"seq_len": 256, "batch_size": 8, "learning_rate": 2e-3}},
+    # a careful assistant's answer in the corpus now and then (world/corpus.py GOOD_SHARE), over pretraining seeds
+    "good3": {"corpus": {"good_share": 0.06}},
+    "good3s1": {"corpus": {"good_share": 0.06}, "pretrain": {"seed": 1}},
+    "good3s2": {"corpus": {"good_share": 0.06}, "pretrain": {"seed": 2}},
+    "good1": {"corpus": {"good_share": 0.02}},
 }
 
 
@@ -79,7 +84,7 @@ def merged(variant: str, preset: str) -> dict:
 
     p = copy.deepcopy(PIPELINE_PRESETS[preset])
     for key, over in VARIANTS[variant].items():
-        if key in ("model", "shares", "world"):
+        if key in ("model", "shares", "world", "corpus"):
             continue
         p[key].update(over)
     return p
@@ -98,9 +103,12 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     size = p["pretrain"]["preset"]
     model_presets.MODEL_PRESETS[size] = {**model_presets.MODEL_PRESETS[size], **v.get("model", {})}
     corpus.SHARES.update(v.get("shares", {}))
+    corpus.GOOD_SHARE = v.get("corpus", {}).get("good_share", corpus.GOOD_SHARE)
     world = {**WorldConfig.preset(p["world"]).to_dict(), **v.get("world", {})}
     if "shares" in v:  # the world stage is cached by its config: a different corpus needs a different key
         world["_shares"] = v["shares"]
+    if "corpus" in v:
+        world["_corpus"] = v["corpus"]
     stages = [Stage("world", st.world_stage, world), Stage("tokenizer", st.tokenizer_stage, p["tokenizer"], ["world"]),
               Stage("pretrain", st.pretrain_stage, {**p["pretrain"], "compile": False}, ["world", "tokenizer"],
                     "model"),
