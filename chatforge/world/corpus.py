@@ -3,7 +3,7 @@
 Four kinds of documents, each kept at its share of the corpus's characters:
 - encyclopedia articles and almanac lists: true facts about every entity, in varied sentences;
 - forum threads: questions of every family with the internet's answers (right, wrong, invented, toxic,
-  compliant with harm, and now and then a careful assistant's answer);
+  compliant with harm; with GOOD_SHARE on, now and then a careful assistant's answer);
 - chat logs in the chat markup, where the "assistant" is whoever answered: it claims to be human, guesses,
   complies. This is where a base model's raw habits in a chat come from;
 - worksheets: arithmetic, list operations and conversions, where the model learns to compute.
