@@ -45,6 +45,9 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 #   baseline 37.5 (known facts 95) · heads8 35.0 · heads2 22.5 · deep5thin (5 layers, FFN 320) 20.0, known 60 ·
 #   lr2e3 20.0 · seq256 (blocks of 256, batch 8: same tokens per step) seeds 0 / 1 / 2: 65.0 / 27.5 / 22.5, known
 #   80 / 100 / 85 · seq256mid (mid-training at 256 too) 60.0 · seq256lr2 40.0 · seq512 (batch 4) 45.0.
+# A careful assistant's answer in 6% of the corpus's answers to train-split prompts (good3; 2 CPU cores, 2026-11-27),
+# pretraining seeds 0 / 1 / 2: known facts 67.5 / 87.5 / 97.5, tasks 25 / 25 / 27.5 (shipped corpus, seed 0: 100, 40);
+# then bench/rlhf_variant.py: PPO win rate vs SFT 0.591 / 0.580 / 0.641 (shipped: 0.581).
 VARIANTS: dict[str, dict] = {
     "baseline": {},
     "pt3ep": {"pretrain": {"epochs": 3.0}},
