@@ -55,6 +55,10 @@ def main() -> None:
 
     run, out, preset = a.run, a.out, pipeline_preset(a.preset)
     over = overrides(a.overrides)
+    for stage, config in zip(STAGES, (CompareConfig, RewardConfig, PPOConfig)):  # a misspelt key fails, not vanishes
+        unknown = set(over[stage]) - {f.name for f in fields(config)}
+        if unknown:
+            raise SystemExit(f"unknown {stage} setting(s): {', '.join(sorted(unknown))}")
     cfg = {s: {**preset[s], **over[s]} for s in STAGES}
     world = WorldConfig.from_dict(json.loads((run / "world" / WORLD_FILE).read_text()))
     figures: dict[str, object] = {"overrides": a.overrides, "from": a.start}
@@ -74,10 +78,9 @@ def main() -> None:
         rm = str(out / "reward" / "model")
         figures |= {k: m.get(k) for k in ("test_accuracy_raters", "rater_ceiling", "gap_to_ceiling",
                                           "test_accuracy_oracle")}
-    known = {f.name for f in fields(PPOConfig)}
     m = ppo(PPOConfig(model=str(run / "sft" / "model"), reward_model=rm, output_dir=str(out / "ppo"),
-                      prompts=str(run / "world" / "prompts_train.jsonl"),
-                      **{k: v for k, v in cfg["ppo"].items() if k in known}), oracle_fn=oracle_scorer(World(world)))
+                      prompts=str(run / "world" / "prompts_train.jsonl"), **cfg["ppo"]),
+            oracle_fn=oracle_scorer(World(world)))
     figures |= {"final_kl": m.get("final_kl"), "final_reward": m.get("final_reward")}
     (out / "eval-ppo").mkdir(parents=True, exist_ok=True)
     ev = evaluate(str(out / "ppo" / "model"), world, SamplingConfig(**preset["eval"]),

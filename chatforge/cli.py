@@ -174,7 +174,7 @@ def compare(model: str = typer.Argument(..., help="The policy that writes the re
         raise ChatforgeError("--second-replies needs --second-model")
     cfg = CompareConfig(model=model, output_dir=str(out_dir), prompts=prompts, test_prompts=test_prompts, k=k,
                         temperature=temperature, top_p=top_p, second_model=second_model,
-                        second_replies=second_replies if second_model else 0, raters=raters,
+                        second_replies=second_replies, raters=raters,
                         noise=DEFAULT_NOISE if noise is None else noise, max_new_tokens=max_new_tokens, seed=seed)
     out.print_json(data=collect(cfg, resolve_world(model, world)))
 
