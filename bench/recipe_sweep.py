@@ -48,6 +48,22 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 # A careful assistant's answer in 6% of the corpus's answers to train-split prompts (good3; 2 CPU cores, 2026-11-27),
 # pretraining seeds 0 / 1 / 2: known facts 67.5 / 87.5 / 97.5, tasks 25 / 25 / 27.5 (shipped corpus, seed 0: 100, 40);
 # then bench/rlhf_variant.py: PPO win rate vs SFT 0.591 / 0.580 / 0.641 (shipped: 0.581).
+# Why the tasks fail, 2026-11-27 (the demo's base and SFT models, teacher-forced and on worksheet prompts): the model
+# copies a number's second digit from the number in the same place of the question, not by looking up its first
+# digit. The base model sorts tens digits right ("sort: 89, 42, 55 ->" gives "49, 52, 85": second digits in the
+# question's order) and the SFT model writes a reply's first number, which has no space before it ("5" "2", where
+# the question has "Ġ5" "2"), with the wrong second digit ("82 kilograms" -> "88 kilograms", 6 of 7 worked sums and
+# conversions) while copying the same number right later in the reply. Three fixes, none kept (one H200, baseline@sN
+# = pretraining seed N; SFT task accuracy, known facts in brackets, held-out split):
+#   shipped recipe, seeds 0-4: 37.5 22.5 22.5 30 25 (mean 27.5; known 91)
+#   gold replies that open with words ("To work out 52 + 89: ...", "In 82 kilograms there are 82000 grams."), seeds
+#   0-7: 22.5 37.5 30 20 40 17.5 35 22.5 (mean 28.1; known 79). Conversions 29/56 right (shipped: 12/35), but sums
+#   now fail at "So 13", which reads a digit back from two lines up;
+#   with those replies, numbers of up to two digits as one token (" 82" is "Ġ82", a tokenizer regex " ?\d{1,2}"),
+#   seeds 0-4: 20 27.5 30 35 37.5 (mean 30; known 90): the model copies the wrong whole number instead;
+#   with those replies, 25% / 50% of worksheet exercises copying 3-6 numbers out in a random order (where only a
+#   look-up gets the second digit): 32.5 20 17.5 / 27.5 35.
+# Sorting (0 of 9 in every run) and reversing (0-1 of 8) are where the points are, and no recipe here moved them.
 VARIANTS: dict[str, dict] = {
     "baseline": {},
     "pt3ep": {"pretrain": {"epochs": 3.0}},
@@ -82,11 +98,26 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def overrides(variant: str) -> dict:
+    """A variant's overrides; "NAME@sN" is variant NAME with pretraining seed N (the seed moves task accuracy more than
+    most recipes do, so compare recipes over several)."""
+    name, _, seed = variant.partition("@s")
+    v = copy.deepcopy(VARIANTS[name])
+    if seed:
+        v.setdefault("pretrain", {})["seed"] = int(seed)
+    return v
+
+
+def known(variant: str) -> bool:
+    name, _, seed = variant.partition("@s")
+    return name in VARIANTS and (not seed or seed.isdigit())
+
+
 def merged(variant: str, preset: str) -> dict:
     from chatforge.pipeline.presets import PIPELINE_PRESETS
 
     p = copy.deepcopy(PIPELINE_PRESETS[preset])
-    for key, over in VARIANTS[variant].items():
+    for key, over in overrides(variant).items():
         if key in ("model", "shares", "world", "corpus"):
             continue
         p[key].update(over)
@@ -101,7 +132,7 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     from chatforge.world import corpus
     from chatforge.world.config import WorldConfig
 
-    v = VARIANTS[variant]
+    v = overrides(variant)
     p = merged(variant, preset)
     size = p["pretrain"]["preset"]
     model_presets.MODEL_PRESETS[size] = {**model_presets.MODEL_PRESETS[size], **v.get("model", {})}
@@ -160,7 +191,7 @@ def main() -> None:
     if a.table:
         table(a.out, a.variants)
         return
-    unknown = [v for v in a.variants if v not in VARIANTS]
+    unknown = [v for v in a.variants if not known(v)]
     if unknown:
         sys.exit(f"unknown variant(s): {', '.join(unknown)} (see --list)")
     a.out.mkdir(parents=True, exist_ok=True)
