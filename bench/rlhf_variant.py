@@ -2,34 +2,69 @@
 
     python bench/rlhf_variant.py RUN OUT compare.top_p=0.9 ppo.kl_coef=0.3
     python bench/rlhf_variant.py RUN OUT --from ppo ppo.seed=1          # the run's comparisons and reward model
-    python bench/rlhf_variant.py RUN OUT --from ppo --reward-model OTHER/model
+    python bench/rlhf_variant.py RUN OUT --from ppo --reward-model OTHER/reward/model
 
-From RUN's world, base and SFT models: comparisons → reward model → PPO → held-out eval → oracle win rate against
-RUN's SFT samples, each stage with the preset's settings (`--preset`, default small) plus the overrides
-(`stage.key=value`). `--from reward` reuses RUN's comparisons, `--from ppo` its reward model too. One process, one
-stage after another: on a 2-core machine run nothing else beside it. PPO's win rate moves by a few points with
-its seed and with the reward model's, so compare variants over seeds before believing a difference.
+OUT becomes a run directory of its own: the stages the change does not touch (world, tokenizer, base and SFT models,
+their evals, and with `--from` the comparisons and reward model) are links to RUN's, with the settings RUN ran them
+with, so the pipeline counts them as done; from the first changed stage on (compare, reward or ppo), the pipeline's
+own stages run again: comparisons → reward model → PPO (with PPO-ptx and the over-optimisation watch when the
+settings ask for them) and DPO → held-out evals → oracle win rates against SFT. A changed stage takes RUN's
+settings plus the overrides (`stage.key=value`); a RUN without that stage (a bench/recipe_sweep.py variant) takes
+the preset's (`--preset`, default small). One process, one stage after another: on a 2-core machine run nothing
+else beside it. PPO's win rate moves by a few points with its seed and with the reward model's, so compare variants
+over seeds before believing a difference. The variant's models are registered in OUT/home, not in your registry.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import fields
 from pathlib import Path
 
-STAGES = ("compare", "reward", "ppo")
+CHANGEABLE = ("compare", "reward", "ppo", "dpo")  # the stages overrides may change, in pipeline order
+WANTED = ("world", "tokenizer", "pretrain", "midtrain", "sft", "compare", "reward", "ppo", "dpo", "eval-sft",
+          "eval-ppo", "eval-dpo", "winrate")
+FIGURES = {"compare": ("rater_vs_rater", "rater_vs_oracle", "test_ceiling"),
+           "reward": ("test_accuracy_raters", "rater_ceiling", "gap_to_ceiling", "test_accuracy_oracle"),
+           "ppo": ("final_reward", "final_kl", "mean_oracle", "rm_gain", "oracle_gain", "overoptimisation"),
+           "eval-ppo": ("oracle_score", "task_accuracy", "known_fact_accuracy"),
+           "eval-dpo": ("oracle_score",)}
 
 
 def overrides(pairs: list[str]) -> dict[str, dict]:
-    out: dict[str, dict] = {s: {} for s in STAGES}
+    out: dict[str, dict] = {s: {} for s in CHANGEABLE}
     for pair in pairs:
         key, _, value = pair.partition("=")
         stage, _, name = key.partition(".")
         if stage not in out or not name or not value:
-            raise SystemExit(f"bad override '{pair}': write stage.key=value, stage one of {', '.join(STAGES)}")
+            raise SystemExit(f"bad override '{pair}': write stage.key=value, stage one of {', '.join(CHANGEABLE)}")
         out[stage][name] = json.loads(value) if value[0] in "0123456789-[{tfn" else value
     return out
+
+
+def check_keys(over: dict[str, dict]) -> None:
+    """A misspelt setting is an error, not silently dropped."""
+    from chatforge.data.collect import CompareConfig
+    from chatforge.train.dpo import DPOConfig
+    from chatforge.train.ppo import PPOConfig
+    from chatforge.train.reward import RewardConfig
+
+    for stage, config in zip(CHANGEABLE, (CompareConfig, RewardConfig, PPOConfig, DPOConfig)):
+        unknown = set(over[stage]) - {f.name for f in fields(config)}
+        if unknown:
+            raise SystemExit(f"unknown {stage} setting(s): {', '.join(sorted(unknown))}")
+
+
+def saved_config(stage_dir: Path) -> dict | None:
+    f = stage_dir / "stage.json"
+    return json.loads(f.read_text())["config"] if f.is_file() else None
+
+
+def metrics(run: Path, stage: str) -> dict:
+    f = run / stage / "metrics.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
 
 
 def main() -> None:
@@ -37,63 +72,51 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("overrides", nargs="*")
-    ap.add_argument("--preset", default="small")
-    ap.add_argument("--from", dest="start", choices=STAGES, default="compare")
-    ap.add_argument("--reward-model", help="with --from ppo: this reward model instead of RUN's")
+    ap.add_argument("--preset", default="small", help="settings for a stage RUN does not have")
+    ap.add_argument("--from", dest="start", choices=CHANGEABLE[:3], default="compare")
+    ap.add_argument("--reward-model", type=Path, help="with --from ppo: this reward model (a run's reward/model) "
+                                                      "instead of RUN's")
     a = ap.parse_intermixed_args()
-
-    from chatforge.data.collect import CompareConfig, collect
-    from chatforge.evals.heldout import evaluate
-    from chatforge.evals.winrate import win_rate
-    from chatforge.models.generate import SamplingConfig
-    from chatforge.pipeline.presets import pipeline_preset
-    from chatforge.pipeline.stages import oracle_scorer
-    from chatforge.train.ppo import PPOConfig, ppo
-    from chatforge.train.reward import RewardConfig, train_reward
-    from chatforge.world.config import WORLD_FILE, WorldConfig
-    from chatforge.world.world import World
-
-    run, out, preset = a.run, a.out, pipeline_preset(a.preset)
+    if a.reward_model and a.start != "ppo":
+        raise SystemExit("--reward-model needs --from ppo")
     over = overrides(a.overrides)
-    for stage, config in zip(STAGES, (CompareConfig, RewardConfig, PPOConfig)):  # a misspelt key fails, not vanishes
-        unknown = set(over[stage]) - {f.name for f in fields(config)}
-        if unknown:
-            raise SystemExit(f"unknown {stage} setting(s): {', '.join(sorted(unknown))}")
-    cfg = {s: {**preset[s], **over[s]} for s in STAGES}
-    world = WorldConfig.from_dict(json.loads((run / "world" / WORLD_FILE).read_text()))
-    figures: dict[str, object] = {"overrides": a.overrides, "from": a.start}
-    cmp_dir = out / "compare" if a.start == "compare" else run / "compare"
-    if a.start == "compare":
-        c = cfg["compare"]
-        second = str(run / "pretrain" / "model") if c.get("second_replies") else None
-        collect(CompareConfig(model=str(run / "sft" / "model"), output_dir=str(cmp_dir), second_model=second, **c),
-                world)
-    ceiling = json.loads((cmp_dir / "agreement.json").read_text())["test_ceiling"]
-    rm = a.reward_model or str(run / "reward" / "model")
-    if a.start != "ppo":
-        m = train_reward(RewardConfig(data=str(cmp_dir / "train.jsonl"), test_data=str(cmp_dir / "test.jsonl"),
-                                      test_oracle_data=str(cmp_dir / "test_oracle.jsonl"), ceiling=ceiling,
-                                      model=str(run / "sft" / "model"), output_dir=str(out / "reward"),
-                                      **cfg["reward"]))
-        rm = str(out / "reward" / "model")
-        figures |= {k: m.get(k) for k in ("test_accuracy_raters", "rater_ceiling", "gap_to_ceiling",
-                                          "test_accuracy_oracle")}
-    m = ppo(PPOConfig(model=str(run / "sft" / "model"), reward_model=rm, output_dir=str(out / "ppo"),
-                      prompts=str(run / "world" / "prompts_train.jsonl"), **cfg["ppo"]),
-            oracle_fn=oracle_scorer(World(world)))
-    figures |= {"final_kl": m.get("final_kl"), "final_reward": m.get("final_reward")}
-    (out / "eval-ppo").mkdir(parents=True, exist_ok=True)
-    ev = evaluate(str(out / "ppo" / "model"), world, SamplingConfig(**preset["eval"]),
-                  samples_path=out / "eval-ppo" / "samples.jsonl", label="ppo")
-    sft = json.loads((run / "eval-sft" / "report.json").read_text())
-    wr = win_rate(out / "eval-ppo" / "samples.jsonl", run / "eval-sft" / "samples.jsonl")
-    figures |= {"win_rate_vs_sft": wr["win_rate"], "wins_ties_losses": [wr["wins"], wr["ties"], wr["losses"]],
-                "oracle_score": ev["oracle_score"], "sft_oracle_score": sft["oracle_score"],
-                "family_change_points": {f: round(100 * (ev["families"][f] - sft["families"][f]), 1)
-                                         for f in ev["families"]}}
-    mine = run / "winrate" / "report.json"
-    if mine.is_file():
-        figures["run_win_rate_vs_sft"] = json.loads(mine.read_text())["ppo_vs_sft"]["win_rate"]
+    check_keys(over)
+
+    from chatforge.pipeline.run import RunDir
+    from chatforge.pipeline.stages import demo_stages
+
+    run, out = a.run.resolve(), a.out
+    sources = {name: run / name for name in WANTED}
+    if a.reward_model:
+        sources["reward"] = a.reward_model.resolve().parent
+    # which stages run again: the first changed one, every one with overrides, and all that read them
+    rerun = {a.start} | {s for s in CHANGEABLE if over[s]}
+    stages = [s for s in demo_stages(a.preset) if s.name in WANTED]
+    for s in stages:
+        if s.name in rerun or set(s.needs) & rerun or not (sources[s.name] / "DONE").is_file():
+            rerun.add(s.name)
+            s.config = {**(saved_config(sources[s.name]) or s.config), **over.get(s.name, {})}
+            continue
+        s.config = saved_config(sources[s.name])  # as RUN ran it: the pipeline counts it as done
+        link = out / s.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(sources[s.name], target_is_directory=True)
+    os.environ["CHATFORGE_HOME"] = str((out / "home").resolve())  # the variant's models stay out of your registry
+    results = RunDir(out).run(stages)
+
+    figures: dict = {"overrides": a.overrides, "from": a.start, "rerun": [s.name for s in stages if s.name in rerun]}
+    for stage, keys in FIGURES.items():
+        mine, theirs = results.get(stage, {}), metrics(run, stage)
+        figures[stage] = {k: [mine.get(k), theirs.get(k)] for k in keys}
+    for name, wr in results.get("winrate", {}).items():
+        theirs = metrics(run, "winrate").get(name, {})
+        figures[name] = {"win_rate": [wr["win_rate"], theirs.get("win_rate")],
+                         "wins_ties_losses": [wr["wins"], wr["ties"], wr["losses"]]}
+    sft = results["eval-sft"]["families"]
+    figures["ppo_family_change_points"] = {f: round(100 * (v - sft[f]), 1)
+                                           for f, v in results["eval-ppo"]["families"].items()}
+    figures["columns"] = ["this variant", "RUN"]
     (out / "figures.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
 
