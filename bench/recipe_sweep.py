@@ -64,6 +64,9 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 #   with those replies, 25% / 50% of worksheet exercises copying 3-6 numbers out in a random order (where only a
 #   look-up gets the second digit): 32.5 20 17.5 / 27.5 35.
 # Sorting (0 of 9 in every run) and reversing (0-1 of 8) are where the points are, and no recipe here moved them.
+# More training entrenches the shortcut (2 CPU cores, seed 0, bench/copy_probe.py): pretraining for 4 epochs instead
+# of 2 (pt4ep, 12 min) gave SFT tasks 20 (40), known facts 100, and its base model's wrong "sort:" answers were 96%
+# second digits in the question's order (27% at 2 epochs).
 VARIANTS: dict[str, dict] = {
     "baseline": {},
     "pt3ep": {"pretrain": {"epochs": 3.0}},
@@ -95,6 +98,14 @@ VARIANTS: dict[str, dict] = {
     "good3s1": {"corpus": {"good_share": 0.06}, "pretrain": {"seed": 1}},
     "good3s2": {"corpus": {"good_share": 0.06}, "pretrain": {"seed": 2}},
     "good1": {"corpus": {"good_share": 0.02}},
+    # more compute than the 2-core demo has: is copying a matter of training, or of the data?
+    "pt4ep": {"pretrain": {"epochs": 4.0}},
+    "medium": {"model": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 6,
+                         "intermediate_size": 1024}, "pretrain": {"learning_rate": 1e-3}},
+    "medium2e3": {"model": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 6,
+                            "intermediate_size": 1024}, "pretrain": {"learning_rate": 2e-3}},
+    "medium4ep": {"model": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 6,
+                            "intermediate_size": 1024}, "pretrain": {"learning_rate": 1e-3, "epochs": 4.0}},
 }
 
 
