@@ -131,6 +131,23 @@ def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
     again = chatforge("demo", "--preset", "tiny", "--run-dir", run)
     assert again.returncode == 0 and again.stderr.count("already done") == len(stages)
     served_by_cli(run)
+    rlhf_variant_from(run, tmp_path / "variant")
+
+
+def rlhf_variant_from(run, out):
+    """bench/rlhf_variant.py re-runs the pipeline's own PPO stage and what reads it, the rest linked from the run."""
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "bench" / "rlhf_variant.py"
+    r = subprocess.run([sys.executable, str(script), str(run), str(out), "--preset", "tiny", "--from", "ppo",
+                        "ppo.seed=1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    figures = json.loads((out / "figures.json").read_text())
+    assert figures["rerun"] == ["ppo", "eval-ppo", "winrate"]
+    assert (out / "sft").resolve() == (run / "sft").resolve() and not (out / "ppo").is_symlink()
+    assert json.loads((out / "ppo" / "stage.json").read_text())["config"]["seed"] == 1
+    theirs = json.loads((run / "winrate" / "metrics.json").read_text())["ppo_vs_sft"]["win_rate"]
+    assert figures["ppo_vs_sft"]["win_rate"][1] == theirs and 0 <= figures["ppo_vs_sft"]["win_rate"][0] <= 1
 
 
 def served_by_cli(run):
