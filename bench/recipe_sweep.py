@@ -66,7 +66,10 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 # Sorting (0 of 9 in every run) and reversing (0-1 of 8) are where the points are, and no recipe here moved them.
 # More training entrenches the shortcut (2 CPU cores, seed 0, bench/copy_probe.py): pretraining for 4 epochs instead
 # of 2 (pt4ep, 12 min) gave SFT tasks 20 (40), known facts 100, and its base model's wrong "sort:" answers were 96%
-# second digits in the question's order (27% at 2 epochs).
+# second digits in the question's order (27% at 2 epochs). Nor does size: the medium model (12M parameters, 6
+# layers, 2 epochs at lr 1e-3; 34 min to the SFT eval on 2 cores) gave SFT tasks 32.5 (sorting 0/9, reversing 0/8),
+# known facts 87.5, its base model sorting 8% of worksheet lists. Copying by look-up is missing from what the
+# corpus teaches, not from the model.
 VARIANTS: dict[str, dict] = {
     "baseline": {},
     "pt3ep": {"pretrain": {"epochs": 3.0}},
@@ -102,10 +105,6 @@ VARIANTS: dict[str, dict] = {
     "pt4ep": {"pretrain": {"epochs": 4.0}},
     "medium": {"model": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 6,
                          "intermediate_size": 1024}, "pretrain": {"learning_rate": 1e-3}},
-    "medium2e3": {"model": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 6,
-                            "intermediate_size": 1024}, "pretrain": {"learning_rate": 2e-3}},
-    "medium4ep": {"model": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 6,
-                            "intermediate_size": 1024}, "pretrain": {"learning_rate": 1e-3, "epochs": 4.0}},
 }
 
 
