@@ -4,7 +4,9 @@
     python bench/lookup_drill.py RUN OUT --drill mix --steps 800
 
 The drill is worksheet lines of one kind: "sort: 82, 21, 20 -> 20, 21, 82" (3 numbers), or "mix: 74, 23, 27, 88 ->
-27, 88, 74, 23" (3-6 numbers in a random order, where only looking a number up by its first digit gets its second).
+27, 88, 74, 23" (3-6 numbers in a random order, where only looking a number up by its first digit gets its second),
+or chat logs of one task kind ("chat-sort", "chat-reverse", ...): a train-split request worded as users word it and
+the gold reply, in the chat markup, which is where the SFT model needs the skill.
 The model is RUN's base model (midtrain, else pretrain), continued with chatforge's pretraining loop at the
 mid-training rate; OUT/model is the result (a normal HF model: SFT it as any other). Two probes, before and after:
 worksheet sorting (bench/copy_probe.py) and, teacher-forced on fresh "mix:" lines, how often the model writes a
@@ -22,13 +24,22 @@ import torch
 from copy_probe import sort_probe
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from chatforge.models.markup import DOC_END
+from chatforge.models.markup import DOC_END, chat_markup
 from chatforge.train.pretrain import PretrainConfig, pretrain
+from chatforge.world.families_tasks import TASKS, solve
+from chatforge.world.phrasing import phrase
 
-LINES_PER_STEP = {"sort": 100, "mix": 67}  # one step is 16 blocks of 128 tokens
+LINES_PER_STEP = {"sort": 100, "mix": 67, "chat": 50}  # one step is 16 blocks of 128 tokens
+DRILLS = ["sort", "mix"] + [f"chat-{kind}" for kind in TASKS]
 
 
 def drill_line(kind: str, rng: random.Random) -> str:
+    if kind.startswith("chat-"):  # as Task.ask words it (train phrasings only: the eval's stay unseen)
+        task = kind.removeprefix("chat-")
+        slots, _, gold = solve(task, rng)
+        request = phrase("calc" if task in ("add", "sub") else "do", task, "train", rng,
+                         c=rng.choice(TASKS[task]).format(**slots), x=rng.choice(TASKS[task]).format(**slots))
+        return chat_markup([{"role": "user", "content": request}, {"role": "assistant", "content": gold}]).strip()
     if kind == "sort":
         nums = rng.sample(range(10, 100), 3)
         return f"sort: {', '.join(map(str, nums))} -> {', '.join(map(str, sorted(nums)))}"
@@ -65,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--drill", choices=["sort", "mix"], default="sort")
+    ap.add_argument("--drill", choices=DRILLS, default="sort")
     ap.add_argument("--steps", type=int, default=600, help="about this many steps (the lines are drawn to fit)")
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     a = ap.parse_args()
@@ -74,8 +85,10 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(1)
     with open(a.out / "drill.txt", "w") as f:
-        for _ in range(a.steps * LINES_PER_STEP[a.drill] // 10):
-            f.write("Exercises:\n" + "\n".join(drill_line(a.drill, rng) for _ in range(10)) + DOC_END + "\n")
+        chat = a.drill.startswith("chat-")
+        for _ in range(a.steps * LINES_PER_STEP["chat" if chat else a.drill] // 10):
+            lines = "\n".join(drill_line(a.drill, rng) for _ in range(10))
+            f.write(("" if chat else "Exercises:\n") + lines + DOC_END + "\n")
     trained = pretrain(PretrainConfig(corpus=str(a.out / "drill.txt"), tokenizer=str(a.run / "tokenizer"),
                                       output_dir=str(a.out), seq_len=128, batch_size=16, epochs=1.0,
                                       learning_rate=a.learning_rate, warmup=0, weight_decay=0.01, save_every=200,
