@@ -2,6 +2,7 @@
 
     python bench/lookup_drill.py RUN OUT --drill sort --steps 600
     python bench/lookup_drill.py RUN OUT --drill mix --steps 800
+    python bench/lookup_drill.py RUN OUT --drill chat-sort --steps 670   # then SFT OUT/model as the demo does
 
 The drill is worksheet lines of one kind: "sort: 82, 21, 20 -> 20, 21, 82" (3 numbers), or "mix: 74, 23, 27, 88 ->
 27, 88, 74, 23" (3-6 numbers in a random order, where only looking a number up by its first digit gets its second),
@@ -37,8 +38,8 @@ def drill_line(kind: str, rng: random.Random) -> str:
     if kind.startswith("chat-"):  # as Task.ask words it (train phrasings only: the eval's stay unseen)
         task = kind.removeprefix("chat-")
         slots, _, gold = solve(task, rng)
-        request = phrase("calc" if task in ("add", "sub") else "do", task, "train", rng,
-                         c=rng.choice(TASKS[task]).format(**slots), x=rng.choice(TASKS[task]).format(**slots))
+        core = rng.choice(TASKS[task]).format(**slots)
+        request = phrase("calc" if task in ("add", "sub") else "do", task, "train", rng, c=core, x=core)
         return chat_markup([{"role": "user", "content": request}, {"role": "assistant", "content": gold}]).strip()
     if kind == "sort":
         nums = rng.sample(range(10, 100), 3)
