@@ -26,11 +26,8 @@ from pathlib import Path
 CHANGEABLE = ("compare", "reward", "ppo", "dpo")  # the stages overrides may change, in pipeline order
 WANTED = ("world", "tokenizer", "pretrain", "midtrain", "sft", "compare", "reward", "ppo", "dpo", "eval-sft",
           "eval-ppo", "eval-dpo", "winrate")
-FIGURES = {"compare": ("rater_vs_rater", "rater_vs_oracle", "test_ceiling"),
-           "reward": ("test_accuracy_raters", "rater_ceiling", "gap_to_ceiling", "test_accuracy_oracle"),
-           "ppo": ("final_reward", "final_kl", "mean_oracle", "rm_gain", "oracle_gain", "overoptimisation"),
-           "eval-ppo": ("oracle_score", "task_accuracy", "known_fact_accuracy"),
-           "eval-dpo": ("oracle_score",)}
+# beside each training stage's own scorecard figures (pipeline.stages.TRAINING_FIGURES), these evals'
+EVAL_FIGURES = {"eval-ppo": ("oracle_score", "task_accuracy", "known_fact_accuracy"), "eval-dpo": ("oracle_score",)}
 
 
 def overrides(pairs: list[str]) -> dict[str, dict]:
@@ -83,7 +80,7 @@ def main() -> None:
     check_keys(over)
 
     from chatforge.pipeline.run import RunDir
-    from chatforge.pipeline.stages import demo_stages
+    from chatforge.pipeline.stages import TRAINING_FIGURES, demo_stages
 
     run, out = a.run.resolve(), a.out
     sources = {name: run / name for name in WANTED}
@@ -106,7 +103,8 @@ def main() -> None:
     results = RunDir(out).run(stages)
 
     figures: dict = {"overrides": a.overrides, "from": a.start, "rerun": [s.name for s in stages if s.name in rerun]}
-    for stage, keys in FIGURES.items():
+    shown = {s: TRAINING_FIGURES[s] for s in CHANGEABLE} | EVAL_FIGURES
+    for stage, keys in shown.items():
         mine, theirs = results.get(stage, {}), metrics(run, stage)
         figures[stage] = {k: [mine.get(k), theirs.get(k)] for k in keys}
     for name, wr in results.get("winrate", {}).items():
