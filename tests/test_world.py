@@ -29,7 +29,7 @@ def test_same_seed_same_world_other_seed_other_world(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     build_world_dir(WorldConfig.preset("tiny", seed=3), a)
     build_world_dir(WorldConfig.preset("tiny", seed=3), b)
-    for f in ("kb.json", "corpus.txt", "sft.jsonl", "eval.jsonl", "prompts_train.jsonl"):
+    for f in ("kb.json", "corpus.txt", "sft.jsonl", "drills.jsonl", "eval.jsonl", "prompts_train.jsonl"):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert World(WorldConfig(seed=4)).kb.entities[0].name != World(WorldConfig(seed=3)).kb.entities[0].name
 
@@ -157,3 +157,33 @@ def test_the_internet_answers_well_now_and_then_but_never_to_held_out_phrasings(
         return sum(world.oracle.judge(p, a).score == 1.0 for a in answers) / len(answers)
 
     assert 0.03 < good_rate(0.06) - good_rate(0.0) < 0.09
+
+
+def test_task_drills_are_right_train_split_exercises_kept_apart_from_the_demonstrations(built):
+    """drills.jsonl: a program's task exercises in the chat's form, of DRILL_KINDS only, every gold reply right by the
+    oracle, every request in a training phrasing (the held-out task frames stay unseen), none a labeller's demo."""
+    from chatforge.world.families_tasks import DRILL_KINDS
+    from chatforge.world.phrasing import heldout_frames
+    from chatforge.world.prompts import Prompt
+
+    out, stats = built
+    world = World(WorldConfig.preset("tiny"))
+    drills = read_jsonl(out / "drills.jsonl")
+    assert len(drills) == WorldConfig.preset("tiny").task_drills == sum(stats["task_drills"].values())
+    assert set(stats["task_drills"]) == set(DRILL_KINDS)
+    for d in drills:
+        user, reply = d["messages"][0]["content"], d["messages"][1]["content"]
+        assert [m["role"] for m in d["messages"]] == ["user", "assistant"] and d["family"] == "task_drill"
+        for frame in heldout_frames("calc" if d["task"] in ("add", "sub") else "do", d["task"]):
+            head = re.escape(frame.split("{")[0].strip())
+            assert not head or not re.search(rf"(^|[.!] ){head}", user, re.I), (frame, user)
+    # the gold reply is right: recomputed from the request's own list, and so judged by the oracle
+    for d in drills[:50]:
+        user, reply = d["messages"][0]["content"], d["messages"][1]["content"]
+        items = re.search(r": ([a-z0-9, ]+)[.?]", user).group(1).split(", ")
+        answer = ", ".join(map(str, sorted(map(int, items)))) if d["task"] == "sort" else ", ".join(items[::-1])
+        assert reply.endswith(f": {answer}."), (user, reply)
+        p = Prompt("task", d["messages"][:1], {"task": d["task"], "answer": answer}, "train")
+        assert world.oracle.judge(p, reply).helpful == 1.0
+    demos = (out / "sft.jsonl").read_text()
+    assert not any(json.dumps(d["messages"][0]["content"]) in demos for d in drills[:20])

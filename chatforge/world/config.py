@@ -27,6 +27,9 @@ class WorldConfig:
     # these keeps to the easy bare form: at 0.35 its greedy refusals are all bare and 12% of its samples (T=0.8)
     # complete, enough for PPO to find; at 0.6 only 1-4% were, and neither comparisons nor PPO saw complete ones
     terse_share: float = 0.35
+    # task drills: a program's exercises in the chat's form (a train-split task request and its gold reply), kept apart
+    # from the labellers' demonstrations in drills.jsonl; SFT trains on both (see families_tasks.DRILL_KINDS)
+    task_drills: int = 3000
     train_prompts: int = 6000
     # held-out evaluation prompts per family
     eval_per_family: int = 40
@@ -50,6 +53,7 @@ class WorldConfig:
 
 WORLD_PRESETS: dict[str, dict] = {
     "tiny": dict(countries=12, people=12, species=12, corpus_chars=500_000, midtrain_chars=60_000, sft_demos=600,
+                 task_drills=200,
                  train_prompts=1000, eval_per_family=12),
     "small": dict(),
 }

@@ -143,6 +143,12 @@ class CorpusWriter:
                 }[kind].format(**slots))
         return "Exercises:\n" + "\n".join(lines)
 
+    def task_chat(self, rng: random.Random) -> str:
+        """A task done well in the chat markup: a train-split request and its gold reply, for a mid-training mix that
+        asks for it (not the default: bench/recipe_sweep.py `midchat` measured it against SFT's task drills)."""
+        p = self.world.families["task"].ask(self.kb, rng, "train")
+        return chat_markup(p.messages + [{"role": "assistant", "content": p.meta["gold"]}])
+
     def documents(self, shares: dict[str, float] = SHARES, chars: int | None = None,
                   stream: str = "corpus") -> Iterator[str]:
         rng = self.world.rng(stream)

@@ -13,7 +13,7 @@ import random
 from chatforge.world.config import WorldConfig
 from chatforge.world.families_knowledge import KnownFact, MultiTurn, UnknownFact
 from chatforge.world.families_safety import BenignScary, Harmful, Identity, Jailbreak
-from chatforge.world.families_tasks import Ambiguous, SmallTalk, Task
+from chatforge.world.families_tasks import DRILL_KINDS, Ambiguous, SmallTalk, Task
 from chatforge.world.knowledge import build_knowledge
 from chatforge.world.oracle import Oracle
 from chatforge.world.prompts import Family, Prompt, assistant, user
@@ -40,8 +40,11 @@ class World:
         return random.Random(f"{purpose}-{self.cfg.seed}")
 
     def ask(self, family: str, rng: random.Random, split: str) -> Prompt:
-        p = self.families[family].ask(self.kb, rng, split)
-        if family != "small_talk" and rng.random() < 0.5:
+        return self.decorated(self.families[family].ask(self.kb, rng, split), rng)
+
+    def decorated(self, p: Prompt, rng: random.Random) -> Prompt:
+        """Half the requests come with a greeting before or thanks after, as users write them."""
+        if p.family != "small_talk" and rng.random() < 0.5:
             prefixes, suffixes = DECORATIONS
             text = p.messages[-1]["content"]
             if rng.random() < 0.5:
@@ -61,6 +64,19 @@ class World:
         if rng.random() < self.cfg.terse_share and (bare := self.families[p.family].terse(self.kb, p, rng)):
             return bare
         return self.gold(p, rng)
+
+    def task_drills(self, n: int | None = None) -> list[dict]:
+        """A program's task exercises in the chat's form: a train-split request and its gold reply, kinds drawn by
+        DRILL_KINDS. Not labeller work (sft.jsonl is): what nanochat's synthetic spelling tasks are to its SFT."""
+        n = self.cfg.task_drills if n is None else n
+        rng, task = self.rng("drills"), self.families["task"]
+        kinds, weights = list(DRILL_KINDS), list(DRILL_KINDS.values())
+        drills = []
+        for _ in range(n):
+            p = self.decorated(task.ask(self.kb, rng, "train", kind=rng.choices(kinds, weights)[0]), rng)
+            drills.append({"messages": p.messages + [assistant(p.meta["gold"])], "family": "task_drill",
+                           "task": p.meta["task"]})
+        return drills
 
     def prompts(self, split: str, n: int, purpose: str, mix: dict[str, float] | None = None,
                 unique: bool = True) -> list[Prompt]:
