@@ -135,6 +135,8 @@ def sft(model: str = typer.Argument(..., help="Model directory or hub id (needs 
         epochs: float = typer.Option(3.0), batch_size: int = typer.Option(16),
         learning_rate: float = typer.Option(5e-4), max_length: int = typer.Option(512),
         lora_r: int = typer.Option(0, help="> 0: LoRA rank (peft); 0: full fine-tuning."),
+        drills: Optional[Path] = typer.Option(None, help="More conversations trained on beside DATA, e.g. a "
+                                                         "world's drills.jsonl (task exercises in the chat's form)."),
         precision: str = typer.Option("auto"), seed: int = typer.Option(0)):
     """Supervised fine-tuning on conversations, loss on assistant tokens only. Resumes if killed."""
     from chatforge.train.sft import SFTConfig
@@ -142,7 +144,7 @@ def sft(model: str = typer.Argument(..., help="Model directory or hub id (needs 
 
     metrics = run(SFTConfig(data=str(data), model=model, output_dir=str(out_dir), epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, max_length=max_length, lora_r=lora_r, precision=precision,
-                            seed=seed))
+                            seed=seed, drill_data=str(drills) if drills else None))
     out.print_json(data=metrics)
 
 

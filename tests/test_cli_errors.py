@@ -73,6 +73,10 @@ def test_invalid_utf8_and_missing_data(tmp_path, tiny_model_dir):
     assert_one_line_error(chatforge("sft", tiny_model_dir, "--data", data, "--out", tmp_path / "o"), 1, "UTF-8")
     assert_one_line_error(chatforge("sft", tiny_model_dir, "--data", tmp_path / "none.jsonl", "--out", tmp_path),
                           1, "not found")
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    assert_one_line_error(chatforge("sft", tiny_model_dir, "--data", good, "--drills", data, "--out", tmp_path / "o"),
+                          1, "UTF-8")
 
 
 def test_bad_flags_are_usage_errors(tmp_path):

@@ -1,5 +1,7 @@
 """SFT: the loss falls on assistant tokens only, for chatforge's template and for other models' templates."""
 
+import json
+
 import pytest
 from transformers import AutoTokenizer
 
@@ -153,3 +155,34 @@ def test_pretraining_mix_trains_on_every_token_of_a_document(tiny_model_dir, tin
     docs = [row for row in trainer.train_dataset if -100 not in row["labels"]]
     assert len(docs) == 2 and all(row["labels"] == row["input_ids"] for row in docs)
     assert tok.decode(docs[0]["input_ids"]).endswith("<|endoftext|>")
+
+
+def test_drills_train_beside_the_demonstrations_and_do_not_draw_more_documents(tiny_model_dir, tiny_world,
+                                                                               conversations_file, tmp_path):
+    """drill_data (a world's drills.jsonl) adds conversations, masked like the demonstrations; the pretraining mix
+    stays sized by the demonstrations alone."""
+    drills = [json.loads(line) for line in (tiny_world / "drills.jsonl").read_text().splitlines()][:6]
+    cfg = SFTConfig(data=str(conversations_file([CONVERSATION] * 4)), model=str(tiny_model_dir),
+                    output_dir=str(tmp_path / "out"), text_data=str(tiny_world / "corpus.txt"), text_mix=0.5,
+                    drill_data=str(conversations_file([d["messages"] for d in drills], "drills.jsonl")))
+    trainer, tok, info = build_trainer(cfg, progress=False)
+    assert (info["conversations"], info["drills"], info["text_documents"]) == (4, 6, 2)
+    assert len(trainer.train_dataset) == 12
+    trained = [tok.decode([t for t in row["labels"] if t != -100]) for row in trainer.train_dataset]
+    assert sum(t == d["messages"][1]["content"] + "<|end|>" for d in drills for t in trained) == 6
+
+
+def test_cpu_trainer_loss_is_trls_loss(tiny_model_dir, conversations_file, tmp_path):
+    """On a CPU the loss comes from the full logits instead of TRL's chunked LM head: the same number."""
+    import torch
+    from trl import SFTTrainer
+
+    convs = [CONVERSATION, [{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Hello there."}]]
+    cfg = SFTConfig(data=str(conversations_file(convs)), model=str(tiny_model_dir), output_dir=str(tmp_path / "o"))
+    trainer, _, _ = build_trainer(cfg, progress=False)
+    assert type(trainer).__name__ == "CPUSFTTrainer"
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        ours = trainer.compute_loss(trainer.model, dict(batch))
+        trls = SFTTrainer.compute_loss(trainer, trainer.model, dict(batch))
+    assert abs(ours.item() - trls.item()) < 1e-4
