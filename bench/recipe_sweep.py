@@ -25,7 +25,8 @@ from pathlib import Path
 TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 95, "harmful_refusal": 85,
            "over_refusal": -10, "clarification_rate": 70, "unknown_admission": 70}
 
-# overrides per variant: {"world": {...}, "pretrain": {...}, "sft": {...}, "model": {...}, "shares": {...}}
+# overrides per variant: {"world": {...}, "pretrain": {...}, "sft": {...}, "model": {...}, "shares": {...},
+# "midshares": {...} (the mid-training mix, replacing corpus.MIDTRAIN_SHARES)}
 #
 # What the sweep found (2026-11-25, one H200, one seed unless said; SFT model on the held-out split; percent):
 #   recipe (then: model 4M = hidden 256 / FFN 768)     known  task  identity  harmful  over-ref  clarif  unknown
@@ -70,8 +71,20 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 # layers, 2 epochs at lr 1e-3; 34 min to the SFT eval on 2 cores) gave SFT tasks 32.5 (sorting 0/9, reversing 0/8),
 # known facts 87.5, its base model sorting 8% of worksheet lists. Copying by look-up is missing from what the
 # corpus teaches, not from the model.
+# Task drills in SFT, 2026-11-27 (2 CPU cores; pretraining seeds 0 / 1 / 2; SFT task accuracy, sorting of 9 and
+# known facts in brackets): the preset (`baseline`: mid-training, no drills) 40 / 32.5 / 22.5 (0, 0, 0; 100 / 97.5 /
+# 85). Mid-training with chat-shaped tasks in its text (`midchat`: 35% encyclopedia, 65% tasks, 2.6M characters, 75 s)
+# 47.5 / 35 / 22.5 (0, 0, 0; known 100 / 97.5 / 75); sort-heavy (40% sorting, 30% reversing) 40 on seed 0.
+# 3000 sorting drills in SFT, mid-training dropped to pay for them (`drills`): 55 / 37.5 / 30 (9, 2, 1; 100 / 100 /
+# 82.5). On seed 0: 3000 drills with mid-training 52.5 (sort 8); 1000 sorting + 1000 reversing drills 40 (sort 3,
+# reverse 0; without mid-training 40, sort 3). bench/lookup_drill.py on seed 0's base then SFT: chat-sort 330 steps
+# sorting 3/9 (670: 6/9); chat-reverse 438 steps reversing 1/8, conversions 2/7; chat-sort at lr 2.5e-3 tasks 15.
+# `drills` through the whole demo (seed 0, then bench/rlhf_variant.py): PPO win rate over SFT 0.508 / 0.537 (reward
+# model seed 1) / 0.519 (PPO seed 1), against 0.565-0.614 for the preset; so the preset keeps the drills off.
 VARIANTS: dict[str, dict] = {
     "baseline": {},
+    "drills": {"midtrain": None, "sft": {"drills": True}},
+    "midchat": {"world": {"midtrain_chars": 2_600_000}, "midshares": {"encyclopedia": 0.35, "task_chat": 0.65}},
     "pt3ep": {"pretrain": {"epochs": 3.0}},
     "pt15": {"pretrain": {"epochs": 1.5}},
     "seed1": {"pretrain": {"seed": 1}},
@@ -128,9 +141,9 @@ def merged(variant: str, preset: str) -> dict:
 
     p = copy.deepcopy(PIPELINE_PRESETS[preset])
     for key, over in overrides(variant).items():
-        if key in ("model", "shares", "world", "corpus"):
+        if key in ("model", "shares", "midshares", "world", "corpus"):
             continue
-        p[key].update(over)
+        p[key] = None if over is None else {**(p.get(key) or {}), **over}
     return p
 
 
@@ -148,16 +161,20 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     model_presets.MODEL_PRESETS[size] = {**model_presets.MODEL_PRESETS[size], **v.get("model", {})}
     corpus.SHARES.update(v.get("shares", {}))
     corpus.GOOD_SHARE = v.get("corpus", {}).get("good_share", corpus.GOOD_SHARE)
+    corpus.MIDTRAIN_SHARES = v.get("midshares", corpus.MIDTRAIN_SHARES)
     world = {**WorldConfig.preset(p["world"]).to_dict(), **v.get("world", {})}
     if "shares" in v:  # the world stage is cached by its config: a different corpus needs a different key
         world["_shares"] = v["shares"]
     if "corpus" in v:
         world["_corpus"] = v["corpus"]
+    if "midshares" in v:
+        world["_midshares"] = v["midshares"]
     stages = [Stage("world", st.world_stage, world), Stage("tokenizer", st.tokenizer_stage, p["tokenizer"], ["world"]),
               Stage("pretrain", st.pretrain_stage, {**p["pretrain"], "compile": False}, ["world", "tokenizer"],
                     "model"),
-              Stage("midtrain", st.midtrain_stage, p["midtrain"], ["world", "tokenizer", "pretrain"], "model"),
-              Stage("sft", st.sft_stage, p["sft"], ["world", "midtrain"], "model"),
+              *([Stage("midtrain", st.midtrain_stage, p["midtrain"], ["world", "tokenizer", "pretrain"], "model")]
+                if p.get("midtrain") else []),
+              Stage("sft", st.sft_stage, p["sft"], ["world", "midtrain" if p.get("midtrain") else "pretrain"], "model"),
               Stage("eval-sft", st.eval_stage, p["eval"], ["world", "sft"], "report")]
     start = time.time()
     results = RunDir(out / variant).run(stages)

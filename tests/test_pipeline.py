@@ -76,6 +76,15 @@ def test_demo_stages_wire_the_loop():
     assert stages["adversarial"].config["rounds"] == 3
     with pytest.raises(ChatforgeError, match="unknown preset"):
         demo_stages("enormous")
+    assert stages["sft"].config["drills"] and not {s.name: s for s in demo_stages("small")}["sft"].config["drills"]
+
+
+def test_a_preset_may_go_without_mid_training(monkeypatch):
+    from chatforge.pipeline import presets
+
+    monkeypatch.setitem(presets.PIPELINE_PRESETS, "nomid", {**presets.PIPELINE_PRESETS["tiny"], "midtrain": None})
+    stages = {s.name: s for s in demo_stages("nomid")}
+    assert "midtrain" not in stages and stages["sft"].needs == ["world", "pretrain"]  # SFT starts from the base model
 
 
 def test_scorecard_is_one_flat_object_of_numbers_per_model():

@@ -63,9 +63,12 @@ def midtrain_stage(ctx: StageContext) -> dict:
 def sft_stage(ctx: StageContext) -> dict:
     from chatforge.train.sft import SFTConfig, sft
 
-    corpus = str(ctx.input("world", "corpus.txt")) if ctx.stage.config.get("text_mix") else None
-    return sft(SFTConfig(data=str(ctx.input("world", "sft.jsonl")), model=str(ctx.input("midtrain", "model")),
-                         output_dir=str(ctx.dir), text_data=corpus, **ctx.stage.config))
+    cfg = dict(ctx.stage.config)
+    corpus = str(ctx.input("world", "corpus.txt")) if cfg.get("text_mix") else None
+    drills = str(ctx.input("world", "drills.jsonl")) if cfg.pop("drills", False) else None
+    base = "midtrain" if "midtrain" in ctx.stage.needs else "pretrain"  # a preset may go without mid-training
+    return sft(SFTConfig(data=str(ctx.input("world", "sft.jsonl")), model=str(ctx.input(base, "model")),
+                         output_dir=str(ctx.dir), text_data=corpus, drill_data=drills, **cfg))
 
 
 def world_config(ctx: StageContext) -> WorldConfig:
@@ -220,8 +223,10 @@ def demo_stages(preset: str) -> list[Stage]:
         Stage("world", world_stage, world_cfg),
         Stage("tokenizer", tokenizer_stage, p["tokenizer"], needs=["world"]),
         Stage("pretrain", pretrain_stage, p["pretrain"], needs=["world", "tokenizer"], kind="model"),
-        Stage("midtrain", midtrain_stage, p["midtrain"], needs=["world", "tokenizer", "pretrain"], kind="model"),
-        Stage("sft", sft_stage, p["sft"], needs=["world", "midtrain"], kind="model"),
+        *([Stage("midtrain", midtrain_stage, p["midtrain"], needs=["world", "tokenizer", "pretrain"], kind="model")]
+          if p.get("midtrain") else []),
+        Stage("sft", sft_stage, p["sft"], needs=["world", "midtrain" if p.get("midtrain") else "pretrain"],
+              kind="model"),
         Stage("compare", compare_stage, p["compare"], needs=["world", "pretrain", "sft"]),
         Stage("reward", reward_stage, p["reward"], needs=["compare", "sft"], kind="model"),
         Stage("ppo", ppo_stage, p["ppo"], needs=["world", "reward", "sft"], kind="model"),
