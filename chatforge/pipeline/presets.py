@@ -52,8 +52,9 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # 2026-11-27; `bench/recipe_sweep.py drills@sN`: drills on, mid-training off to pay for them): SFT task accuracy
         # on pretraining seeds 0 / 1 / 2 55 / 37.5 / 30 against 40 / 32.5 / 22.5 (sorting 9, 2, 1 of 9 against 0),
         # known facts 100 / 100 / 82.5 (100 / 97.5 / 85); but in the whole demo (seed 0) PPO's win rate over SFT fell
-        # to 0.508 (0.537 with reward-model seed 1; this recipe: 0.565-0.614 over three draws), the reward model to
-        # 61.2% of a 69.2 ceiling and 81.3% on oracle pairs (63.3 of 69.3, 84.5), and world → SFT eval took 8.05 min
+        # to 0.508 (0.537 with reward-model seed 1, 0.519 with PPO seed 1; without drills 0.565-0.614 over four draws),
+        # the reward model to 61.2% of a 69.2 ceiling and 81.3% on oracle pairs (without: 63.0 of 68.2, 87.5), and
+        # world → SFT eval took 8.05 min
         "sft": {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-3, "freeze_embeddings": True, "text_mix": 0.3,
                 "drills": False, "save_every": 200},
         # InstructGPT's loop at toy scale: K=4 replies per prompt (3 from SFT, 1 from the base model) ranked by
