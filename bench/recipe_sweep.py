@@ -80,7 +80,8 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 # reverse 0; without mid-training 40, sort 3). bench/lookup_drill.py on seed 0's base then SFT: chat-sort 330 steps
 # sorting 3/9 (670: 6/9); chat-reverse 438 steps reversing 1/8, conversions 2/7; chat-sort at lr 2.5e-3 tasks 15.
 # `drills` through the whole demo (seed 0, then bench/rlhf_variant.py): PPO win rate over SFT 0.508 / 0.537 (reward
-# model seed 1) / 0.519 (PPO seed 1), against 0.565-0.614 for the preset; so the preset keeps the drills off.
+# model seed 1) / 0.519 (PPO seed 1), against 0.565-0.614 for the preset; so the preset keeps the drills off. With the
+# preset's own run's reward model, 0.488: the drilled SFT model samples fewer complete refusals (13.2% against 17.5%).
 VARIANTS: dict[str, dict] = {
     "baseline": {},
     "drills": {"midtrain": None, "sft": {"drills": True}},
