@@ -27,8 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from chatforge.models.markup import DOC_END, chat_markup
 from chatforge.train.pretrain import PretrainConfig, pretrain
-from chatforge.world.families_tasks import TASKS, solve
-from chatforge.world.phrasing import phrase
+from chatforge.world.families_tasks import TASKS, Task
 
 LINES_PER_STEP = {"sort": 100, "mix": 67, "chat": 50}  # one step is 16 blocks of 128 tokens
 DRILLS = ["sort", "mix"] + [f"chat-{kind}" for kind in TASKS]
@@ -36,11 +35,8 @@ DRILLS = ["sort", "mix"] + [f"chat-{kind}" for kind in TASKS]
 
 def drill_line(kind: str, rng: random.Random) -> str:
     if kind.startswith("chat-"):  # as Task.ask words it (train phrasings only: the eval's stay unseen)
-        task = kind.removeprefix("chat-")
-        slots, _, gold = solve(task, rng)
-        core = rng.choice(TASKS[task]).format(**slots)
-        request = phrase("calc" if task in ("add", "sub") else "do", task, "train", rng, c=core, x=core)
-        return chat_markup([{"role": "user", "content": request}, {"role": "assistant", "content": gold}]).strip()
+        p = Task().ask(None, rng, "train", kind=kind.removeprefix("chat-"))  # a task's request never reads the kb
+        return chat_markup(p.messages + [{"role": "assistant", "content": p.meta["gold"]}]).strip()
     if kind == "sort":
         nums = rng.sample(range(10, 100), 3)
         return f"sort: {', '.join(map(str, nums))} -> {', '.join(map(str, sorted(nums)))}"
