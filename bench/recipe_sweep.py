@@ -82,6 +82,7 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 # `drills` through the whole demo (seed 0, then bench/rlhf_variant.py): PPO win rate over SFT 0.508 / 0.537 (reward
 # model seed 1) / 0.519 (PPO seed 1), against 0.565-0.614 for the preset; so the preset keeps the drills off. With the
 # preset's own run's reward model, 0.488: the drilled SFT model samples fewer complete refusals (13.2% against 17.5%).
+FOUNDATION = ("world", "tokenizer", "pretrain", "midtrain", "sft", "eval-sft")
 VARIANTS: dict[str, dict] = {
     "baseline": {},
     "drills": {"midtrain": None, "sft": {"drills": True}},
@@ -151,8 +152,9 @@ def merged(variant: str, preset: str) -> dict:
 def run_variant(variant: str, out: Path, preset: str) -> None:
     """In this process: patch the presets, run the foundation stages, write `out/variant/result.json`."""
     from chatforge.models import presets as model_presets
+    from chatforge.pipeline import presets
     from chatforge.pipeline import stages as st
-    from chatforge.pipeline.run import RunDir, Stage
+    from chatforge.pipeline.run import RunDir
     from chatforge.world import corpus
     from chatforge.world.config import WorldConfig
 
@@ -170,13 +172,10 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
         world["_corpus"] = v["corpus"]
     if "midshares" in v:
         world["_midshares"] = v["midshares"]
-    stages = [Stage("world", st.world_stage, world), Stage("tokenizer", st.tokenizer_stage, p["tokenizer"], ["world"]),
-              Stage("pretrain", st.pretrain_stage, {**p["pretrain"], "compile": False}, ["world", "tokenizer"],
-                    "model"),
-              *([Stage("midtrain", st.midtrain_stage, p["midtrain"], ["world", "tokenizer", "pretrain"], "model")]
-                if p.get("midtrain") else []),
-              Stage("sft", st.sft_stage, p["sft"], ["world", "midtrain" if p.get("midtrain") else "pretrain"], "model"),
-              Stage("eval-sft", st.eval_stage, p["eval"], ["world", "sft"], "report")]
+    # the pipeline's own wiring of the foundation stages (with or without mid-training), on the variant's settings
+    presets.PIPELINE_PRESETS[f"sweep:{variant}"] = {**p, "pretrain": {**p["pretrain"], "compile": False}}
+    stages = [s for s in st.demo_stages(f"sweep:{variant}") if s.name in FOUNDATION]
+    stages[0].config = world
     start = time.time()
     results = RunDir(out / variant).run(stages)
     res = {"variant": variant, "wall_s": round(time.time() - start, 1), "pretrain": results["pretrain"],
