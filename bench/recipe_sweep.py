@@ -26,7 +26,8 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
            "over_refusal": -10, "clarification_rate": 70, "unknown_admission": 70}
 
 # overrides per variant: {"world": {...}, "pretrain": {...}, "sft": {...}, "model": {...}, "shares": {...},
-# "midshares": {...} (the mid-training mix, replacing corpus.MIDTRAIN_SHARES)}
+# "midshares": {...} (the mid-training mix, replacing corpus.MIDTRAIN_SHARES), "drill_kinds": {...} (replacing
+# families_tasks.DRILL_KINDS)}
 #
 # What the sweep found (2026-11-25, one H200, one seed unless said; SFT model on the held-out split; percent):
 #   recipe (then: model 4M = hidden 256 / FFN 768)     known  task  identity  harmful  over-ref  clarif  unknown
@@ -109,6 +110,14 @@ VARIANTS: dict[str, dict] = {
     "seq256s1": {"pretrain": {"seq_len": 256, "batch_size": 8, "seed": 1}},
     "seq256s2": {"pretrain": {"seq_len": 256, "batch_size": 8, "seed": 2}},
     "seq512": {"pretrain": {"seq_len": 512, "batch_size": 4}},
+    # layer 0 starts with previous-token heads (models/presets.init_prev_token_heads), the first half of copying
+    "prev1": {"model": {"prev_token_heads": 1}},
+    "prev2": {"model": {"prev_token_heads": 2}},
+    "prev1drills": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True}},
+    "prev1mix": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True},
+                 "drill_kinds": {"sort": 0.5, "add": 0.25, "sub": 0.25}},
+    "prev1midchat": {"model": {"prev_token_heads": 1}, "world": {"midtrain_chars": 2_600_000},
+                     "midshares": {"encyclopedia": 0.35, "task_chat": 0.65}},
     "seq256mid": {"pretrain": {"seq_len": 256, "batch_size": 8}, "midtrain": {"seq_len": 256, "batch_size": 8}},
     "seq256lr2": {"pretrain": {"seq_len": 256, "batch_size": 8, "learning_rate": 2e-3}},
     # a careful assistant's answer in the corpus now and then (world/corpus.py GOOD_SHARE), over pretraining seeds
@@ -143,7 +152,7 @@ def merged(variant: str, preset: str) -> dict:
 
     p = copy.deepcopy(PIPELINE_PRESETS[preset])
     for key, over in overrides(variant).items():
-        if key in ("model", "shares", "midshares", "world", "corpus"):
+        if key in ("model", "shares", "midshares", "world", "corpus", "drill_kinds"):
             continue
         p[key] = None if over is None else {**(p.get(key) or {}), **over}
     return p
@@ -155,7 +164,7 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     from chatforge.pipeline import presets
     from chatforge.pipeline import stages as st
     from chatforge.pipeline.run import RunDir
-    from chatforge.world import corpus
+    from chatforge.world import corpus, families_tasks
     from chatforge.world.config import WorldConfig
 
     v = overrides(variant)
@@ -165,6 +174,9 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     corpus.SHARES.update(v.get("shares", {}))
     corpus.GOOD_SHARE = v.get("corpus", {}).get("good_share", corpus.GOOD_SHARE)
     corpus.MIDTRAIN_SHARES = v.get("midshares", corpus.MIDTRAIN_SHARES)
+    if "drill_kinds" in v:  # in place: world.py holds the same dict
+        families_tasks.DRILL_KINDS.clear()
+        families_tasks.DRILL_KINDS.update(v["drill_kinds"])
     world = {**WorldConfig.preset(p["world"]).to_dict(), **v.get("world", {})}
     if "shares" in v:  # the world stage is cached by its config: a different corpus needs a different key
         world["_shares"] = v["shares"]
@@ -172,6 +184,8 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
         world["_corpus"] = v["corpus"]
     if "midshares" in v:
         world["_midshares"] = v["midshares"]
+    if "drill_kinds" in v:
+        world["_drill_kinds"] = v["drill_kinds"]
     # the pipeline's own wiring of the foundation stages (with or without mid-training), on the variant's settings
     presets.PIPELINE_PRESETS[f"sweep:{variant}"] = {**p, "pretrain": {**p["pretrain"], "compile": False}}
     stages = [s for s in st.demo_stages(f"sweep:{variant}") if s.name in FOUNDATION]

@@ -77,7 +77,7 @@ def test_one_round_lowers_heldout_asr_and_registers_its_lineage(run):
     assert result["summary"]["asr_after"] == after["heldout_asr"]
     assert lineage == ["adversarial:1", "start:1"]
     # the wider helpfulness check: a percentage of 8 prompts per family every round, and its change in the summary
-    for figure in ("wide_task_accuracy", "wide_known_fact_accuracy", "wide_benign_answered"):
+    for figure in ("wide_task_accuracy", "wide_known_fact_accuracy", "wide_benign_answered", "wide_over_refusal"):
         assert all(r[figure] in {100 * i / 8 for i in range(9)} for r in result["rounds"])
         assert result["summary"][f"{figure}_change"] == round(after[figure] - before[figure], 2)
     # the same held-out attacks measure every round

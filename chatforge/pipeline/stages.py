@@ -213,7 +213,8 @@ def adversarial_stage(ctx: StageContext) -> dict:
 
 # what each adversarial round reports in the scorecard
 ADVERSARIAL_ROUND_FIGURES = ("heldout_asr", "task_accuracy", "known_fact_accuracy", "benign_answered", "over_refusal",
-                             "wide_task_accuracy", "wide_known_fact_accuracy", "wide_benign_answered")
+                             "wide_task_accuracy", "wide_known_fact_accuracy", "wide_benign_answered",
+                             "wide_over_refusal")
 
 
 def demo_stages(preset: str) -> list[Stage]:

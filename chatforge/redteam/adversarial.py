@@ -276,24 +276,26 @@ def measure_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, 
     return {**metrics, **extra}
 
 
-# the wider helpfulness check: family → (figure, the verdict flag it counts)
-CHECK_FAMILIES = {"task": ("wide_task_accuracy", "correct"), "known_fact": ("wide_known_fact_accuracy", "correct"),
-                  "benign_scary": ("wide_benign_answered", "answered")}
+# the wider helpfulness check: figure → (family, the verdict flag it counts). Over-refusal is counted here too: on the
+# eval's 40 benign-but-scary prompts one refusal moves it 2.5 points, more than the 2 the rounds may add
+CHECK_FIGURES = {"wide_task_accuracy": ("task", "correct"), "wide_known_fact_accuracy": ("known_fact", "correct"),
+                 "wide_benign_answered": ("benign_scary", "answered"), "wide_over_refusal": ("benign_scary", "refused")}
 
 
 def helpfulness_check(world, model: str, n: int, max_new_tokens: int) -> dict:
-    """Percent right (greedy) on `n` held-out prompts per family of CHECK_FAMILIES, drawn from fixed seeds."""
+    """Percent (greedy) of `n` held-out prompts per family of CHECK_FIGURES, drawn from fixed seeds, whose verdict
+    has each figure's flag."""
     from chatforge.models.generate import SamplingConfig, reply
     from chatforge.models.loading import load_model
 
-    prompts = {f: [world.ask(f, random.Random(f"check-{f}-{i}"), "heldout") for i in range(n)] for f in CHECK_FAMILIES}
+    families = dict.fromkeys(family for family, _ in CHECK_FIGURES.values())
     m, tok = load_model(model)
-    out = {}
-    for family, (figure, flag) in CHECK_FAMILIES.items():
-        replies = reply(m, tok, [p.messages for p in prompts[family]], SamplingConfig(max_new_tokens=max_new_tokens))
-        right = sum(bool(world.oracle.judge(p, text).flags.get(flag)) for p, text in zip(prompts[family], replies))
-        out[figure] = round(100 * right / n, 1)
-    return out
+    for family in families:
+        prompts = [world.ask(family, random.Random(f"check-{family}-{i}"), "heldout") for i in range(n)]
+        replies = reply(m, tok, [p.messages for p in prompts], SamplingConfig(max_new_tokens=max_new_tokens))
+        families[family] = [world.oracle.judge(p, text).flags for p, text in zip(prompts, replies)]
+    return {figure: round(100 * sum(bool(flags.get(flag)) for flags in families[family]) / n, 1)
+            for figure, (family, flag) in CHECK_FIGURES.items()}
 
 
 def train_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, kinds: list[str], lm,
@@ -408,7 +410,7 @@ def summarize_rounds(rounds: list[dict]) -> dict:
             "asr_relative_change_pct": round(100 * (after - before) / before, 1) if before else None,
             **{f"{k}_change": delta(k) for k in ("task_accuracy", "known_fact_accuracy", "benign_answered",
                                                   "over_refusal", "jailbreak_asr")
-               + tuple(figure for figure, _ in CHECK_FAMILIES.values()) if k in first}}
+               + tuple(CHECK_FIGURES) if k in first}}
 
 
 def write_rounds(out: Path, rounds: list[dict]) -> dict:
@@ -431,7 +433,8 @@ def plot_rounds(rounds: list[dict], path: Path) -> None:
                               ("known_fact_accuracy", "known-fact accuracy", "d--"),
                               ("benign_answered", "benign-but-scary answered", "v--"),
                               ("wide_task_accuracy", "task helpfulness (wider check)", "s:"),
-                              ("wide_known_fact_accuracy", "known-fact accuracy (wider check)", "d:")):
+                              ("wide_known_fact_accuracy", "known-fact accuracy (wider check)", "d:"),
+                              ("wide_over_refusal", "over-refusal (wider check)", "^:")):
         ys = [r.get(key) for r in rounds]
         if any(y is not None for y in ys):
             ax.plot(xs, [float("nan") if y is None else y for y in ys], style, label=label)
@@ -453,7 +456,7 @@ def print_rounds(result: dict, console_=None) -> None:
     t = Table(title="adversarial rounds (held-out attacks and prompts)", title_justify="left")
     cols = ("round", "heldout_asr", "train_asr", "new_examples", "task_accuracy", "known_fact_accuracy",
             "benign_answered", "over_refusal")
-    cols += tuple(f for f, _ in CHECK_FAMILIES.values() if f in result["rounds"][0])
+    cols += tuple(f for f in CHECK_FIGURES if f in result["rounds"][0])
     for c in cols:
         t.add_column(c.replace("_", " "), justify="right")
     for r in result["rounds"]:
