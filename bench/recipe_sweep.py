@@ -86,6 +86,10 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 FOUNDATION = ("world", "tokenizer", "pretrain", "midtrain", "sft", "eval-sft")
 VARIANTS: dict[str, dict] = {
     "baseline": {},
+    # the recipe before previous-token heads and drills (mid-training, no drills); the older variants below changed it
+    "before": {"model": {"prev_token_heads": 0}, "sft": {"drills": False}, "drill_kinds": {"sort": 1.0},
+               "midtrain": {"epochs": 1.0, "seq_len": 128, "batch_size": 16, "learning_rate": 1e-3, "warmup": 0,
+                            "weight_decay": 0.01, "save_every": 200}},
     "drills": {"midtrain": None, "sft": {"drills": True}},
     "midchat": {"world": {"midtrain_chars": 2_600_000}, "midshares": {"encyclopedia": 0.35, "task_chat": 0.65}},
     "pt3ep": {"pretrain": {"epochs": 3.0}},
@@ -116,6 +120,8 @@ VARIANTS: dict[str, dict] = {
     "prev1drills": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True}},
     "prev1mix": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True},
                  "drill_kinds": {"sort": 0.5, "add": 0.25, "sub": 0.25}},
+    "prev1all": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True},
+                 "drill_kinds": {"sort": 0.35, "reverse": 0.35, "add": 0.15, "sub": 0.15}},
     "prev1midchat": {"model": {"prev_token_heads": 1}, "world": {"midtrain_chars": 2_600_000},
                      "midshares": {"encyclopedia": 0.35, "task_chat": 0.65}},
     "seq256mid": {"pretrain": {"seq_len": 256, "batch_size": 8}, "midtrain": {"seq_len": 256, "batch_size": 8}},

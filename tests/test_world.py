@@ -178,11 +178,17 @@ def test_task_drills_are_right_train_split_exercises_kept_apart_from_the_demonst
             head = re.escape(frame.split("{")[0].strip())
             assert not head or not re.search(rf"(^|[.!] ){head}", user, re.I), (frame, user)
     # the gold reply is right: recomputed from the request's own list, and so judged by the oracle
-    for d in drills[:50]:
+    for d in drills[:80]:
         user, reply = d["messages"][0]["content"], d["messages"][1]["content"]
-        items = re.search(r": ([a-z0-9, ]+)[.?]", user).group(1).split(", ")
-        answer = ", ".join(map(str, sorted(map(int, items)))) if d["task"] == "sort" else ", ".join(items[::-1])
-        assert reply.endswith(f": {answer}."), (user, reply)
+        if d["task"] in ("add", "sub"):
+            a, op, b = re.search(r"(\d+) (\+|plus|-|minus) (\d+)", user).groups()
+            answer = str(int(a) + int(b) if op in ("+", "plus") else int(a) - int(b))
+            assert reply.startswith(f"{a} {'+' if op in ('+', 'plus') else '-'} {b}:") and reply.endswith(
+                f"So {answer}."), (user, reply)
+        else:
+            items = re.search(r": ([a-z0-9, ]+)[.?]", user).group(1).split(", ")
+            answer = ", ".join(map(str, sorted(map(int, items)))) if d["task"] == "sort" else ", ".join(items[::-1])
+            assert reply.endswith(f": {answer}."), (user, reply)
         p = Prompt("task", d["messages"][:1], {"task": d["task"], "answer": answer}, "train")
         assert world.oracle.judge(p, reply).helpful == 1.0
     demos = (out / "sft.jsonl").read_text()

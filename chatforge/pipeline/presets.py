@@ -42,21 +42,18 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # 2 epochs: at 1.85 (to pay for mid-training's ~40 s) the SFT model solved 25% of held-out tasks, not 40
         "pretrain": {"preset": "small", "epochs": 2.0, "seq_len": 128, "batch_size": 16, "learning_rate": 2.5e-3,
                      "weight_decay": 0.01, "save_every": 200},
-        # one pass over world/midtrain.txt (60% worksheets, 40% encyclopedia; ~200 steps, ~40 s), no warm-up, the
-        # rate decaying from 1e-3 (see corpus.MIDTRAIN_SHARES)
-        "midtrain": {"epochs": 1.0, "seq_len": 128, "batch_size": 16, "learning_rate": 1e-3, "warmup": 0,
-                     "weight_decay": 0.01, "save_every": 200},
+        # no mid-training: its ~40 s pay for the task drills in SFT. (It was one pass over world/midtrain.txt, 60%
+        # worksheets and 40% encyclopedia, at a decaying rate; a preset may still set it, see the tiny one)
+        "midtrain": None,
         # embeddings frozen and a pretraining mix: fine-tuning keeps the names and facts no demonstration shows.
-        # Task drills (world/drills.jsonl, 3000 sorting exercises in the chat's form, trained beside the
-        # demonstrations) are off: they teach sorting, but the RLHF stages lost with them. Measured (2 CPU cores,
-        # 2026-11-27; `bench/recipe_sweep.py drills@sN`: drills on, mid-training off to pay for them): SFT task accuracy
-        # on pretraining seeds 0 / 1 / 2 55 / 37.5 / 30 against 40 / 32.5 / 22.5 (sorting 9, 2, 1 of 9 against 0),
-        # known facts 100 / 100 / 82.5 (100 / 97.5 / 85); but in the whole demo (seed 0) PPO's win rate over SFT fell
-        # to 0.508 (0.537 with reward-model seed 1, 0.519 with PPO seed 1; without drills 0.565-0.614 over four draws),
-        # the reward model to 61.2% of a 69.2 ceiling and 81.3% on oracle pairs (without: 63.0 of 68.2, 87.5), and
-        # world → SFT eval took 8.05 min
+        # Task drills (world/drills.jsonl: 3000 exercises in the chat's form, half sorting, a quarter each adding and
+        # subtracting, trained beside the demonstrations) teach the look-ups in the question the demonstrations are
+        # too few for; they need the base model's previous-token head (models/presets.py). Measured (2 CPU cores,
+        # 2026-11-27, pretraining seed 0; SFT task accuracy): 32.5 without either, 55 with the head alone (40 and 55
+        # with sorting drills alone, before and after the head), 82.5 with both (sorting 8/9, sums 8/8, conversions
+        # 7/7, counting 8/8, reversing 2/8), known facts 100
         "sft": {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-3, "freeze_embeddings": True, "text_mix": 0.3,
-                "drills": False, "save_every": 200},
+                "drills": True, "save_every": 200},
         # InstructGPT's loop at toy scale: K=4 replies per prompt (3 from SFT, 1 from the base model) ranked by
         # 5 simulated raters
         "compare": {"prompts": 800, "test_prompts": 200, "k": 4, "second_replies": 1, "temperature": 0.8,
