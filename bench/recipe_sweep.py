@@ -83,6 +83,17 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 # `drills` through the whole demo (seed 0, then bench/rlhf_variant.py): PPO win rate over SFT 0.508 / 0.537 (reward
 # model seed 1) / 0.519 (PPO seed 1), against 0.565-0.614 for the preset; so the preset keeps the drills off. With the
 # preset's own run's reward model, 0.488: the drilled SFT model samples fewer complete refusals (13.2% against 17.5%).
+# Previous-token heads, 2026-11-27 (2 CPU cores; the variants as they were named then, on the former preset; SFT task
+# accuracy, by kind, known facts in brackets). The former preset's base models never formed a previous-token head (the
+# most such head of one put 0.42 of its weight on the previous token), which copying needs; started with one (layer 0,
+# head 0, models/presets.init_prev_token_heads) it stays one through training (1.0) and pretraining ends at loss 0.587
+# (0.622). prev1 (the head, mid-training, no drills) seeds 0 / 1: 55 / 55 (32.5 / 32.5), sorting 2 / 7 of 9,
+# conversions 7 / 6 of 7, counting 8 / 7 of 8 (known 100 / 85); its base model sorts 55% of worksheet lists (3%) and
+# never copies second digits by place (16% of the wrong answers). prev1drills (+ 3000 sorting drills, mid-training
+# off), seed 0: 70 (sorting 9/9, known 100). prev1mix (drills half sorting, a quarter each adding and subtracting; now
+# the preset), seeds 0 / 1: 82.5 / 70 (sorting 8 / 8, sums 8 / 6 of 8, reversing 2 / 0 of 8; known 100 / 92.5).
+# prev1all (a third of the drills reversing), seed 0: 85, reversing 5/8: with the head, reversal drills work; SFT
+# took 158 s instead of 140 (longer replies).
 FOUNDATION = ("world", "tokenizer", "pretrain", "midtrain", "sft", "eval-sft")
 VARIANTS: dict[str, dict] = {
     "baseline": {},
@@ -122,6 +133,8 @@ VARIANTS: dict[str, dict] = {
                  "drill_kinds": {"sort": 0.5, "add": 0.25, "sub": 0.25}},
     "prev1all": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True},
                  "drill_kinds": {"sort": 0.35, "reverse": 0.35, "add": 0.15, "sub": 0.15}},
+    "drills2k": {"world": {"task_drills": 2000}},
+    "fast": {"world": {"task_drills": 2000}, "pretrain": {"epochs": 1.9}},
     "prev1midchat": {"model": {"prev_token_heads": 1}, "world": {"midtrain_chars": 2_600_000},
                      "midshares": {"encyclopedia": 0.35, "task_chat": 0.65}},
     "seq256mid": {"pretrain": {"seq_len": 256, "batch_size": 8}, "midtrain": {"seq_len": 256, "batch_size": 8}},

@@ -70,3 +70,23 @@ def test_prev_token_model_saves_as_a_plain_llama(tok, tmp_path, monkeypatch):
     ids = tok("Hello there", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, again(ids).logits, atol=1e-5)
+
+
+def test_cpu_training_uses_eager_attention_with_the_same_outputs(tok, tmp_path):
+    """loading.training_attention: without a GPU the trainers run plain attention (faster at these sizes); it
+    computes what SDPA does, and a saved model does not carry the choice."""
+    import json
+
+    from chatforge.models.loading import training_attention
+    from chatforge.models.presets import new_model
+
+    model = new_model("tiny", tok)
+    ids = tok(["Hello there, how are you?", "Hi"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        sdpa = model(**ids).logits
+    training_attention(model)
+    assert model.config._attn_implementation == ("sdpa" if torch.cuda.is_available() else "eager")
+    with torch.no_grad():
+        assert torch.allclose(model(**ids).logits, sdpa, atol=1e-4)
+    model.save_pretrained(str(tmp_path))
+    assert "eager" not in json.dumps(json.loads((tmp_path / "config.json").read_text()))

@@ -76,7 +76,21 @@ def load_model(path: str, device: str | None = None, train: bool = False):
     model.eval()
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
+    if train:
+        training_attention(model)
     return model, tok
+
+
+def training_attention(model):
+    """Without a GPU, train with plain ("eager") attention instead of SDPA. At chatforge's sizes (head dim 40, blocks of
+    128) SDPA's CPU flash kernel, its backward above all, took ~30% of a training step (profiled on 2 cores); eager
+    attention made a pretraining step 18% faster (163 instead of 198 ms) and an SFT-sized one 20% (78 instead of 97).
+    Both compute exact attention. GPUs keep SDPA's kernels; generation keeps SDPA either way."""
+    import torch
+
+    if not torch.cuda.is_available() and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    return model
 
 
 def load_reward_model(path: str, device: str | None = None):

@@ -69,6 +69,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
     from datasets import Dataset
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
+    from chatforge.models.loading import training_attention
     from chatforge.models.presets import new_model
     from chatforge.train.progress import RichProgress
 
@@ -82,6 +83,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
         model, _ = load_model(cfg.init, device="cpu")  # float32 weights; the Trainer moves them and casts
     else:
         model = new_model(cfg.preset, tokenizer, cfg.seed)
+    training_attention(model)
     # compiled, the last partial batch is dropped: its shape would cost a second compilation (~a minute on 2 cores)
     compiled = cfg.compile and can_compile()
     args = TrainingArguments(**trainer_arguments(cfg, out), torch_compile=compiled,

@@ -55,7 +55,7 @@ def build_trainer(cfg: RewardConfig, comparisons: list[Comparison], progress: bo
     from trl import RewardConfig as TRLRewardConfig
     from trl import RewardTrainer
 
-    from chatforge.models.loading import check_model_dir, load_tokenizer
+    from chatforge.models.loading import check_model_dir, load_tokenizer, training_attention
     from chatforge.train.progress import RichProgress
 
     check_model_dir(cfg.model)
@@ -65,6 +65,7 @@ def build_trainer(cfg: RewardConfig, comparisons: list[Comparison], progress: bo
     except Exception as e:  # noqa: BLE001
         raise ChatforgeError(f"could not load '{cfg.model}' as a reward model: {first_line(e)}") from e
     model.config.pad_token_id = tokenizer.pad_token_id
+    training_attention(model)
     tokenizer.padding_side = "right"
     dataset = Dataset.from_list([c.trl() for c in comparisons])
     args = TRLRewardConfig(**trainer_arguments(cfg, Path(cfg.output_dir)), max_length=cfg.max_length,
