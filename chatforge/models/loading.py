@@ -85,7 +85,8 @@ def training_attention(model):
     """Without a GPU, train with plain ("eager") attention instead of SDPA. At chatforge's sizes (head dim 40, blocks of
     128) SDPA's CPU flash kernel, its backward above all, took ~30% of a training step (profiled on 2 cores); eager
     attention made a pretraining step 18% faster (163 instead of 198 ms) and an SFT-sized one 20% (78 instead of 97).
-    Both compute exact attention. GPUs keep SDPA's kernels; generation keeps SDPA either way."""
+    Both compute exact attention. GPUs keep SDPA's kernels; models loaded to generate keep SDPA (PPO's rollouts run
+    on its policy, so they too are eager on a CPU)."""
     import torch
 
     if not torch.cuda.is_available() and hasattr(model, "set_attn_implementation"):

@@ -49,9 +49,10 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # Task drills (world/drills.jsonl: 3000 exercises in the chat's form, half sorting, a quarter each adding and
         # subtracting, trained beside the demonstrations) teach the look-ups in the question the demonstrations are
         # too few for; they need the base model's previous-token head (models/presets.py). Measured (2 CPU cores,
-        # 2026-11-27, pretraining seed 0; SFT task accuracy): 32.5 without either, 55 with the head alone (40 and 55
+        # 2026-11-27, pretraining seed 0; SFT task accuracy): 32.5 without either, 55 with the head alone (55 and 70
         # with sorting drills alone, before and after the head), 82.5 with both (sorting 8/9, sums 8/8, conversions
-        # 7/7, counting 8/8, reversing 2/8), known facts 100
+        # 7/7, counting 8/8, reversing 2/8), known facts 100; seed 1: 70. With eager attention, seeds 0 / 1: 72.5 / 70
+        # (known facts 90 / 82.5)
         "sft": {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-3, "freeze_embeddings": True, "text_mix": 0.3,
                 "drills": True, "save_every": 200},
         # InstructGPT's loop at toy scale: K=4 replies per prompt (3 from SFT, 1 from the base model) ranked by
