@@ -90,3 +90,23 @@ def test_cpu_training_uses_eager_attention_with_the_same_outputs(tok, tmp_path):
         assert torch.allclose(model(**ids).logits, sdpa, atol=1e-4)
     model.save_pretrained(str(tmp_path))
     assert "eager" not in json.dumps(json.loads((tmp_path / "config.json").read_text()))
+
+
+def test_serving_engine_runs_a_prev_token_model_fused_as_generate_does(tok, monkeypatch):
+    """The head's q/k biases reach the engine's own fused forward: greedy tokens equal `model.generate`'s."""
+    from chatforge.models import presets
+    from chatforge.serve.engine import Engine, GenerationRequest
+
+    monkeypatch.setitem(presets.MODEL_PRESETS, "tiny", {**presets.MODEL_PRESETS["tiny"], "prev_token_heads": 1})
+    model = presets.new_model("tiny", tok).eval()
+    prompts = [[6 + (i * 37 + salt * 101) % 500 for i in range(n)] for salt, n in enumerate((5, 23, 11))]
+    refs = [model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+                           max_new_tokens=12, do_sample=False)[0, len(p):].tolist() for p in prompts]
+    engine = Engine(model, tok, max_batch_size=4, fused=True)
+    try:
+        assert engine.fused
+        handles = [engine.submit(GenerationRequest(p, max_new_tokens=12, temperature=0)) for p in prompts]
+        engine.start()
+        assert [h.result().token_ids for h in handles] == refs
+    finally:
+        engine.shutdown()
