@@ -92,8 +92,9 @@ TARGETS = {"known_fact_accuracy": 80, "task_accuracy": 70, "identity_honesty": 9
 # never copies second digits by place (16% of the wrong answers). prev1drills (+ 3000 sorting drills, mid-training
 # off), seed 0: 70 (sorting 9/9, known 100). prev1mix (drills half sorting, a quarter each adding and subtracting; now
 # the preset), seeds 0 / 1: 82.5 / 70 (sorting 8 / 8, sums 8 / 6 of 8, reversing 2 / 0 of 8; known 100 / 92.5).
-# prev1all (a third of the drills reversing), seed 0: 85, reversing 5/8: with the head, reversal drills work; SFT
-# took 158 s instead of 140 (longer replies).
+# prev1all (a third of the drills reversing; now `reverse`), seed 0: 85, reversing 5/8: with the head, reversal drills
+# work; SFT took 158 s instead of 140 (longer replies). fast (2000 drills, pretraining 1.9 epochs) seeds 0 / 1: 75 /
+# 52.5. With eager attention on the CPU (the current code), baseline@s1: 70 (known 82.5).
 FOUNDATION = ("world", "tokenizer", "pretrain", "midtrain", "sft", "eval-sft")
 VARIANTS: dict[str, dict] = {
     "baseline": {},
@@ -125,18 +126,13 @@ VARIANTS: dict[str, dict] = {
     "seq256s1": {"pretrain": {"seq_len": 256, "batch_size": 8, "seed": 1}},
     "seq256s2": {"pretrain": {"seq_len": 256, "batch_size": 8, "seed": 2}},
     "seq512": {"pretrain": {"seq_len": 512, "batch_size": 4}},
-    # layer 0 starts with previous-token heads (models/presets.init_prev_token_heads), the first half of copying
-    "prev1": {"model": {"prev_token_heads": 1}},
-    "prev2": {"model": {"prev_token_heads": 2}},
-    "prev1drills": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True}},
-    "prev1mix": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True},
-                 "drill_kinds": {"sort": 0.5, "add": 0.25, "sub": 0.25}},
-    "prev1all": {"model": {"prev_token_heads": 1}, "midtrain": None, "sft": {"drills": True},
-                 "drill_kinds": {"sort": 0.35, "reverse": 0.35, "add": 0.15, "sub": 0.15}},
+    # on the current preset (previous-token head, drills half sorting and a quarter each adding and subtracting):
+    # without the head; with a third of the drills reversing (as prev1all, measured on seed 0); fewer drills and
+    # shorter pretraining (measured as drills2k and fast)
+    "nohead": {"model": {"prev_token_heads": 0}},
+    "reverse": {"drill_kinds": {"sort": 0.35, "reverse": 0.35, "add": 0.15, "sub": 0.15}},
     "drills2k": {"world": {"task_drills": 2000}},
     "fast": {"world": {"task_drills": 2000}, "pretrain": {"epochs": 1.9}},
-    "prev1midchat": {"model": {"prev_token_heads": 1}, "world": {"midtrain_chars": 2_600_000},
-                     "midshares": {"encyclopedia": 0.35, "task_chat": 0.65}},
     "seq256mid": {"pretrain": {"seq_len": 256, "batch_size": 8}, "midtrain": {"seq_len": 256, "batch_size": 8}},
     "seq256lr2": {"pretrain": {"seq_len": 256, "batch_size": 8, "learning_rate": 2e-3}},
     # a careful assistant's answer in the corpus now and then (world/corpus.py GOOD_SHARE), over pretraining seeds
