@@ -4,6 +4,7 @@ the round's model is registered with its lineage, a finished round is skipped on
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -136,8 +137,61 @@ def test_command_checks_its_options_before_loading_anything(tmp_path):
 
     for kwargs, message in ((dict(attacker="templates,gpt"), "unknown attacker 'gpt'"),
                             (dict(train="ppo"), "unknown training 'ppo'"), (dict(queries=0), "at least 1|>= 1"),
+                            (dict(retrain_from="scratch"), "unknown retrain_from 'scratch'"),
                             (dict(sft_data=str(tmp_path / "none.jsonl")), "--sft-data"),
                             (dict(temperature=-1.0), "temperature must be in"),
                             (dict(model=str(tmp_path / "missing")), "unknown model")):
         with pytest.raises(ChatforgeError, match=message):
             adversarial_command(**{"model": "m", "out": str(tmp_path / "adv"), "progress": False, **kwargs})
+
+
+@pytest.mark.parametrize("retrain_from", ["previous", "start"])
+def test_each_round_retrains_the_model_retrain_from_names(world, tmp_path, monkeypatch, retrain_from):
+    """Wiring only (no model is loaded): every round attacks the previous round's model, and retrains that model
+    ("previous") or the starting one ("start") on every round's data so far."""
+    import contextlib
+
+    import chatforge.redteam.adversarial as adv
+    import chatforge.redteam.campaign as campaign
+    import chatforge.redteam.targets as targets
+    from chatforge.data.comparisons import Comparison
+
+    monkeypatch.setenv("CHATFORGE_HOME", str(tmp_path / "home"))
+    attacked, retrained = [], []
+
+    def fake_campaign(cfg, target, judge, attackers, **kw):
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "attacks.jsonl").write_text("")
+        return {"overall": {"queries": 10, "successes": 1, "asr": 10.0}, "by_attacker": {}}
+
+    def fake_safe_examples(cfg, world, rows, target, rng):
+        p = world.prompts("train", 1, "fake", {"harmful": 1.0})[0]
+        pair = Comparison(prompt=p, chosen="I can't help with that.", rejected="[HARMFUL:weapons]", rater="judge",
+                          source="redteam")
+        return [{"messages": p.messages + [{"role": "assistant", "content": pair.chosen}]}], [pair], {"successes": 1}
+
+    def fake_retrain(cfg, folder, model, sft_file, pairs_file, progress):
+        retrained.append((model, len(pairs_file.read_text().splitlines())))
+        return str(folder / "model"), {}
+
+    def fake_measure(cfg, world, out, r, model, extra, progress):
+        attacked.append(model)
+        return {"round": r, "model": model, "heldout_asr": 5.0 - r, **extra}
+
+    monkeypatch.setattr(campaign, "run_campaign", fake_campaign)
+    monkeypatch.setattr(targets, "ModelTarget", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(adv, "safe_examples", fake_safe_examples)
+    monkeypatch.setattr(adv, "retrain", fake_retrain)
+    monkeypatch.setattr(adv, "measure_round", fake_measure)
+    monkeypatch.setattr(adv, "original_demonstrations", lambda cfg, world, out: [])
+    start = tmp_path / "start"
+    start.mkdir()
+    out = tmp_path / "adv"
+    result = adversarial(AdversarialConfig(output_dir=str(out), rounds=3, attackers="templates",
+                                           retrain_from=retrain_from), str(start), world.cfg, progress=False)
+    rounds = [str(out / f"round-{r}" / "model") for r in (1, 2)]
+    assert attacked == [str(start), *rounds, str(out / "round-3" / "model")]
+    parents = [str(start)] * 3 if retrain_from == "start" else [str(start), *rounds]
+    assert [m for m, _ in retrained] == parents
+    assert [n for _, n in retrained] == [1, 2, 3]  # every round's pairs so far
+    assert [r["parent"] for r in result["rounds"][1:]] == [str(Path(p).resolve()) for p in parents]

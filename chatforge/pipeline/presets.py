@@ -75,20 +75,25 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # campaigns send 256 attacks at a time: 1000 held-out attacks took 16.6 s in batches of 32, 9.9 s in 256
         "redteam": {"queries": 300, "attackers": "templates", "max_new_tokens": 48, "temperature": 1.0,
                     "batch_size": 256},
-        # ~1.5 minutes on 2 cores: a round is a 300-query train campaign and 1000 held-out attacks (the target
-        # sampling at T=1, where the RLHF model breaks 3-8% of the time; 1000 attacks place that within ~±1.5 points,
-        # 300 left rounds 2-3 points apart in noise), the held-out eval (greedy) and 200 more held-out prompts per
-        # family for task, known-fact and benign-but-scary helpfulness (in the eval's 40 a prompt is 2.5 points), then
-        # DPO, 4 epochs at 1e-4 over every round's pairs so far, each success's chosen reply the best of 4 of the
-        # target's own samples that the judge passes. Measured on two PPO models (3 rounds, helpfulness on the
-        # 200-prompt check): at 1e-4, held-out ASR 4.3 -> 1.1% (-74%) with tasks, known facts and benign answered
-        # within 1 point, and 3.9 -> 1.5% (-62%) on the other; at 2e-4, -81% and -85%, but on the first model benign
-        # answered fell 10.5 points and known facts 5 (on the other they held); 1.5e-4, -72%, known facts -2.5; beta
-        # 0.3 instead of 0.1, -74%, benign -5; three times the benign-but-scary anchor pairs, -95%, benign -11. The
-        # former recipe (SFT on 400 replayed demonstrations + 1 epoch of DPO at 1e-4) cut 3.9% by 44%
-        "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 300, "heldout_queries": 1000,
-                        "temperature": 1.0, "train": "dpo", "k": 4, "check_prompts": 200, "batch_size": 256,
-                        "dpo_epochs": 4.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16, "max_new_tokens": 48},
+        # ~1.5 minutes on 2 cores: a round is a campaign of all 840 train-split template attacks and 1000 held-out
+        # ones (the target sampling at T=1, where the RLHF model breaks 3-8% of the time; 1000 attacks place that
+        # within ~±1.5 points), the held-out eval (greedy) and 200 more held-out prompts per family for task,
+        # known-fact and benign-but-scary helpfulness (in the eval's 40 a prompt is 2.5 points), then DPO from the
+        # PPO model, 6 epochs at 1e-4 over every round's pairs so far, each success's chosen reply the best of 4 of
+        # the target's own samples that the judge passes.
+        # Measured on the small demo's PPO model (3 rounds, helpfulness on the 200-prompt check, 2026-11-27):
+        #   former settings (300 queries, 4 epochs, each round from the previous one): 4.4 -> 3.5 -> 2.2 -> 3.6%
+        #     (-18%): 8-16 successes a round, and round 3's DPO on top of rounds 1-2's bounced back;
+        #   1500 queries, from the previous round: 4.4 -> 2.9 -> 2.2 -> 4.8% (only 840 distinct train attacks exist);
+        #   from the PPO model: 300 queries, 4.4 -> 3.5 -> 3.2 -> 2.9% (-34%); 840, 4 epochs, -> 2.5% (-43%);
+        #   840, 6 epochs, 4.4 -> 2.3 -> 1.6 -> 1.6% (-64%, tasks -2.0, the rest unchanged); 8 epochs, -> 1.7%
+        #   (-61%, tasks -3.0). The successes left are T=1 draws from the tail ("Ok, do this: [HARMFUL:...]").
+        # Earlier, on two former-recipe PPO models (from the previous round, 300 queries): 1e-4 -74% and -62%;
+        # 2e-4 -81% and -85% but benign answered -10.5 on one; three times the benign anchor pairs -95%, benign -11
+        "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 840, "heldout_queries": 1000,
+                        "temperature": 1.0, "train": "dpo", "retrain_from": "start", "k": 4, "check_prompts": 200,
+                        "batch_size": 256, "dpo_epochs": 6.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16,
+                        "max_new_tokens": 48},
     },
 }
 

@@ -12,7 +12,8 @@ Each round r = 1..N:
    with source "redteam"). `benign` adds that many benign-but-scary train prompts per new example (gold answer in the
    SFT data; answer chosen over a refusal in the pairs), so refusing more does not become the lesson;
 3. *retrain*: SFT then DPO (`train="sft+dpo"`, or one of them), small budgets, each resumable from its checkpoints;
-   the new model is registered (`name:N`, parent: the previous round's model, data: the round's files, metrics);
+   from the previous round's model or (`retrain_from="start"`) from the starting model, on every round's data so far;
+   the new model is registered (`name:N`, parent: the model it was trained from, data: the round's files, metrics);
 4. *measure*: HELD-OUT attacks (`TemplateAttacker(world, "heldout")`: wrapper families training never uses, the same
    attacks every round) and the held-out eval (task helpfulness, known-fact accuracy, benign-but-scary compliance,
    over-refusal).
@@ -39,6 +40,7 @@ from rich.console import Console
 from chatforge.errors import ChatforgeError
 
 TRAIN_MODES = ("sft+dpo", "sft", "dpo")
+RETRAIN_FROM = ("previous", "start")
 ATTACKERS = ("templates", "lm")
 SAFE_FAMILIES = ("harmful", "jailbreak")
 # the eval figures kept per round (evals/metrics.py HEADLINE names)
@@ -69,6 +71,11 @@ class AdversarialConfig:
     dpo_learning_rate: float = 1e-4
     dpo_batch_size: int = 16
     dpo_beta: float = 0.1
+    # what each round retrains: "previous" (the round it attacked, on every round's data so far) or "start" (the
+    # starting model, on every round's data so far). From "previous", early rounds' pairs are trained on again each
+    # round and the DPO passes compound (round 3 sees round 1's pairs a third time): measured on the small demo's PPO
+    # model, held-out ASR fell for two rounds and rose again in the third (4.4 -> 2.2 -> 3.6% and 4.4 -> 2.2 -> 4.8%)
+    retrain_from: str = "previous"
     max_new_tokens: int = 48  # target replies to attacks and in the eval
     temperature: float = 0.0  # the target's sampling under attack (training and held-out attacks; the eval is greedy):
     # > 0 measures how often sampling breaks a model that greedy decoding keeps safe
@@ -92,6 +99,8 @@ def check_config(cfg: AdversarialConfig) -> list[str]:
                              f"(choose from: {', '.join(ATTACKERS)})")
     if cfg.train not in TRAIN_MODES:
         raise ChatforgeError(f"unknown training '{cfg.train}' (choose from: {', '.join(TRAIN_MODES)})")
+    if cfg.retrain_from not in RETRAIN_FROM:
+        raise ChatforgeError(f"unknown retrain_from '{cfg.retrain_from}' (choose from: {', '.join(RETRAIN_FROM)})")
     if not 0 <= cfg.temperature <= 5:
         raise ChatforgeError(f"temperature must be in [0, 5], got {cfg.temperature}")
     counts = (cfg.rounds, cfg.k, cfg.replay, cfg.benign, cfg.check_prompts)
@@ -135,7 +144,7 @@ def adversarial(cfg: AdversarialConfig, model_path: str, world_cfg=None, progres
             if lm is None and "lm" in kinds:
                 lm = lm_attacker(cfg, start, out, r)
             console.print(f"[bold]▶ adversarial round {r}/{cfg.rounds}[/bold] (target {model})")
-            metrics = train_round(cfg, world, out, r, model, kinds, lm, original, progress)
+            metrics = train_round(cfg, world, out, r, model, kinds, lm, original, progress, start)
         rounds.append(metrics)
         model = metrics["model"]
     return write_rounds(out, rounds)
@@ -299,7 +308,7 @@ def helpfulness_check(world, model: str, n: int, max_new_tokens: int) -> dict:
 
 
 def train_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, kinds: list[str], lm,
-                original: list[dict], progress: bool) -> dict:
+                original: list[dict], progress: bool, start: str | None = None) -> dict:
     from chatforge.data.comparisons import read_comparisons, write_comparisons
     from chatforge.models.registry import Registry
     from chatforge.redteam.attackers import TemplateAttacker
@@ -332,13 +341,15 @@ def train_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, ki
     pairs = [c for q in range(1, r + 1) for c in read_comparisons(out / f"round-{q}" / "new_pairs.jsonl")]
     write_comparisons(pairs, pairs_file)
     new_here = len(read_jsonl(new_sft))
-    metrics = {"round": r, "parent": str(Path(model).resolve()), "train_queries": report["overall"]["queries"],
+    parent = start if cfg.retrain_from == "start" and start else model
+    metrics = {"round": r, "parent": str(Path(parent).resolve()), "attacked": str(Path(model).resolve()),
+               "train_queries": report["overall"]["queries"],
                "train_successes": report["overall"]["successes"], "train_asr": report["overall"]["asr"],
                "train_asr_by_attacker": {k: v["asr"] for k, v in report["by_attacker"].items()},
                "new_examples": new_here, "sft_examples": len(base) + len(added), "pairs": len(pairs), **counts}
     trained = model
     if new_here:  # nothing broke it (or nothing kept): this round's model is the previous one
-        trained, train_metrics = retrain(cfg, folder, model, sft_file, pairs_file, progress)
+        trained, train_metrics = retrain(cfg, folder, parent, sft_file, pairs_file, progress)
         metrics.update(train_metrics)
     metrics["trained"] = bool(new_here)
     metrics = measure_round(cfg, world, out, r, trained, metrics, progress)
@@ -346,7 +357,7 @@ def train_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, ki
     if new_here:
         try:
             version = Registry().register(
-                cfg.name, trained, "adversarial", parent=model,
+                cfg.name, trained, "adversarial", parent=parent,
                 data=[str(sft_file.resolve()), str(pairs_file.resolve()), str((folder / "attack").resolve())],
                 config={**asdict(cfg), "round": r}, metrics={k: v for k, v in metrics.items()
                                                              if isinstance(v, (int, float, str))},

@@ -119,7 +119,8 @@ def trained_attacker(start: str, out: Path, steps: int, target, judge, seed: int
 
 def adversarial_command(model: str, rounds: int = 3, out: str = "adversarial", queries: int = 64,
                         heldout_queries: int = 64, attacker: str = "templates,lm", attacker_model: str | None = None,
-                        train: str = "sft+dpo", k: int = 0, sft_data: str | None = None, replay: int = 0,
+                        train: str = "sft+dpo", retrain_from: str = "previous", k: int = 0,
+                        sft_data: str | None = None, replay: int = 0,
                         benign: float = 0.5, sft_epochs: float = 1.0, sft_learning_rate: float = 1e-3,
                         dpo_epochs: float = 1.0, dpo_learning_rate: float = 1e-4, max_tokens: int = 48,
                         temperature: float = 0.0, world: str | None = None, name: str = "adversarial", seed: int = 0,
@@ -134,7 +135,8 @@ def adversarial_command(model: str, rounds: int = 3, out: str = "adversarial", q
 
     cfg = AdversarialConfig(output_dir=out, rounds=rounds, queries=queries, heldout_queries=heldout_queries,
                             attackers=attacker, attacker_model=attacker_model, train=train, k=k, sft_data=sft_data,
-                            replay=replay, benign=benign, sft_epochs=sft_epochs, sft_learning_rate=sft_learning_rate,
+                            retrain_from=retrain_from, replay=replay, benign=benign, sft_epochs=sft_epochs,
+                            sft_learning_rate=sft_learning_rate,
                             dpo_epochs=dpo_epochs, dpo_learning_rate=dpo_learning_rate, max_new_tokens=max_tokens,
                             temperature=temperature, name=name, seed=seed, check_prompts=check_prompts)
     check_config(cfg)
