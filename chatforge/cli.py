@@ -231,7 +231,8 @@ def ppo(model: str = typer.Argument(..., help="The SFT model (policy start and f
         kl_target: Optional[float] = typer.Option(None, help="Adaptive KL: target KL per reply (default: fixed)."),
         temperature: float = typer.Option(1.0), max_new_tokens: int = typer.Option(48),
         ptx_coef: float = typer.Option(0.0, help="PPO-ptx: weight of the pretraining loss."),
-        ptx_data: Optional[Path] = typer.Option(None, help="Pretraining text for PPO-ptx."),
+        ptx_data: Optional[Path] = typer.Option(None, help="PPO-ptx data: pretraining text, or conversations "
+                                                "(.jsonl, e.g. the SFT demonstrations)."),
         world: Optional[str] = typer.Option(None, help="World for the oracle watch (default: the model's)."),
         precision: str = typer.Option("auto"), save_every: int = typer.Option(20), seed: int = typer.Option(0)):
     """RLHF with PPO against a reward model, with a per-token KL penalty to the SFT model. Resumes if killed."""
@@ -681,6 +682,8 @@ def adversarial(model: str = typer.Argument(..., metavar="MODEL", help="The assi
                 heldout_queries: int = typer.Option(64, help="Held-out attacks that measure each round."),
                 attacker: str = typer.Option("templates,lm", help="Comma-separated: templates, lm."),
                 train: str = typer.Option("sft+dpo", help="How each round retrains: sft+dpo, sft or dpo."),
+                retrain_from: str = typer.Option("previous", help="What each round retrains on every round's data "
+                                                 "so far: the previous round's model, or the starting one (start)."),
                 k: int = typer.Option(0, help="Safe responses: 0 = the world's gold reply, K = best of K target "
                                       "samples the judge passes."),
                 sft_data: Optional[str] = typer.Option(None, help="Original SFT data mixed into every round "
@@ -695,8 +698,8 @@ def adversarial(model: str = typer.Argument(..., metavar="MODEL", help="The assi
     from chatforge.redteam.cli_entry import adversarial_command
 
     adversarial_command(model=model, rounds=rounds, out=str(out_dir), queries=queries, heldout_queries=heldout_queries,
-                        attacker=attacker, train=train, k=k, sft_data=sft_data, temperature=temperature, seed=seed,
-                        check_prompts=check_prompts)
+                        attacker=attacker, train=train, retrain_from=retrain_from, k=k, sft_data=sft_data,
+                        temperature=temperature, seed=seed, check_prompts=check_prompts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -335,3 +335,19 @@ def test_bad_inputs_are_one_line_errors(tiny_world, tiny_model_dir, tiny_reward_
         PPOTrainer(cfg(reward_model=str(tiny_model_dir)))
     with pytest.raises(ChatforgeError, match="ptx_data"):
         PPOTrainer(cfg(ptx_coef=0.5), reward)
+
+
+def test_ptx_on_conversations_trains_on_them_in_the_chat_template(tiny_world, tiny_model_dir, tmp_path):
+    """PPO-ptx with a .jsonl of conversations (the SFT demonstrations): the blocks are those chats rendered by the
+    policy's chat template, each ended by <|endoftext|>, not the file's raw JSON."""
+    from chatforge.data.conversations import load_conversations
+    from chatforge.models.markup import DOC_END
+
+    reward = lambda prompts, responses: [0.0] * len(responses)  # noqa: E731
+    sft = tiny_world / "sft.jsonl"
+    trainer = PPOTrainer(ppo_config(tiny_world, tiny_model_dir, tmp_path / "out", ptx_coef=0.5, ptx_data=str(sft),
+                                    ptx_seq_len=32), reward, progress=False)
+    text = trainer.tok.decode(trainer.ptx.flatten().tolist())
+    first = trainer.tok.apply_chat_template(load_conversations(sft)[0], tokenize=False)
+    assert text.startswith(first + DOC_END)
+    assert '"messages"' not in text and trainer.ptx.shape[1] == 32

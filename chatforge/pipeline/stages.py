@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+from chatforge.errors import ChatforgeError
 from chatforge.pipeline.presets import pipeline_preset
 from chatforge.pipeline.run import Stage, StageContext
 from chatforge.world.config import WORLD_FILE, WorldConfig
@@ -95,13 +96,20 @@ def reward_stage(ctx: StageContext) -> dict:
                                      output_dir=str(ctx.dir), **ctx.stage.config))
 
 
+PTX_SOURCES = {"corpus": "corpus.txt", "sft": "sft.jsonl"}
+
+
 def ppo_stage(ctx: StageContext) -> dict:
     from chatforge.evals.overoptimisation import watch
     from chatforge.train.ppo import PPOConfig, ppo
     from chatforge.world.world import World
 
     prompts, cfg = ctx.input("world", "prompts_train.jsonl"), dict(ctx.stage.config)
-    ptx = str(ctx.input("world", "corpus.txt")) if cfg.get("ptx_coef") else None
+    # PPO-ptx's data: the pretraining corpus (InstructGPT's), or the SFT demonstrations in the chat template
+    source = cfg.pop("ptx_source", "corpus")
+    if source not in PTX_SOURCES:
+        raise ChatforgeError(f"unknown ptx_source '{source}' (choose from: {', '.join(PTX_SOURCES)})")
+    ptx = str(ctx.input("world", PTX_SOURCES[source])) if cfg.get("ptx_coef") else None
     metrics = ppo(PPOConfig(model=str(ctx.input("sft", "model")), reward_model=str(ctx.input("reward", "model")),
                             prompts=str(prompts), ptx_data=ptx, output_dir=str(ctx.dir), **cfg),
                   oracle_fn=oracle_scorer(World(world_config(ctx))))

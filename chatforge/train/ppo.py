@@ -70,7 +70,9 @@ class PPOConfig:
     max_prompt_length: int = 256  # longer prompts are left out
     # InstructGPT's "PPO-ptx": also maximise log-likelihood of pretraining text, so RLHF forgets less
     ptx_coef: float = 0.0
-    ptx_data: str | None = None  # a text file whose documents end with <|endoftext|>
+    # a text file whose documents end with <|endoftext|>, or conversations (.jsonl, e.g. the SFT demonstrations: the
+    # policy keeps to them where the reward model cannot tell right from wrong, e.g. which fact a name has)
+    ptx_data: str | None = None
     ptx_seq_len: int = 128
     rollout: str = "chatforge"  # "chatforge" (rollout.sample) or "generate" (plain model.generate)
     precision: str = "auto"
@@ -240,9 +242,15 @@ class PPOTrainer:
         return ValueModel(rm.base_model, rm.score)
 
     def ptx_blocks(self) -> torch.Tensor:
+        """Pretraining text, or conversations (a .jsonl: the SFT demonstrations) in the policy's chat template."""
         from chatforge.train.pretrain import pack
 
-        return torch.tensor(pack(self.tok, Path(self.cfg.ptx_data), self.cfg.ptx_seq_len), dtype=torch.long)
+        path, docs = Path(self.cfg.ptx_data), None
+        if path.suffix == ".jsonl":
+            from chatforge.data.conversations import load_conversations
+
+            docs = [self.tok.apply_chat_template(m, tokenize=False) for m in load_conversations(path)]
+        return torch.tensor(pack(self.tok, path, self.cfg.ptx_seq_len, docs), dtype=torch.long)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()

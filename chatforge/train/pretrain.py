@@ -49,9 +49,9 @@ def can_compile() -> bool:
     return torch.cuda.is_available() or bool(shutil.which("g++") or shutil.which("c++"))
 
 
-def pack(tokenizer, corpus: Path, seq_len: int) -> list[list[int]]:
-    text = corpus.read_text()
-    docs = split_documents(text)
+def pack(tokenizer, corpus: Path, seq_len: int, docs: list[str] | None = None) -> list[list[int]]:
+    """Blocks of `seq_len` tokens from the corpus's documents (or `docs`), each document ended by DOC_END."""
+    docs = split_documents(corpus.read_text()) if docs is None else docs
     if not docs:
         raise ChatforgeError(f"corpus {corpus} has no documents")
     end = tokenizer.convert_tokens_to_ids(DOC_END)
