@@ -9,7 +9,8 @@
 # `wheels` fetches those at this environment's versions (the set a GPU session installed and ran with, 2026-11-26).
 # `run` then checks the CUDA paths and takes the GPU figures, ~5 minutes on an H100:
 #   1. the device, bf16, and which SDPA kernels are on (cuDNN's is turned off by chatforge: see models/loading.py);
-#   2. the engine tests on the GPU in bf16 (CHATFORGE_TEST_DEVICE=cuda), greedy replies equal to `generate`'s;
+#   2. the engine tests on the GPU in bf16 (CHATFORGE_TEST_DEVICE=cuda), greedy replies equal to `generate`'s, also
+#      for a model with a previous-token head (q/k biases through SDPA);
 #   3. the tiny demo end to end (bench/demo_time.py), every stage on the GPU;
 #   4. PPO throughput on the tiny run's models, chatforge's rollout loop against plain `model.generate`.
 # Its output and the JSON figures land in OUT (default: $OUT, the device tool's folder that comes back).
@@ -56,6 +57,7 @@ print("SDPA kernels on: flash", b.flash_sdp_enabled(), "| mem-efficient", b.mem_
       "| cudnn", b.cudnn_sdp_enabled(), "| math", b.math_sdp_enabled())
 EOF
     CHATFORGE_TEST_DEVICE=$device python3 -m pytest -o addopts= -p no:cacheprovider tests/test_engine.py \
+        tests/test_presets.py::test_serving_engine_runs_a_prev_token_model_fused_as_generate_does \
         > "$out/engine_tests.txt" 2>&1 || true
     tail -1 "$out/engine_tests.txt"
     python3 bench/demo_time.py --preset tiny --keep "$out/tiny" > "$out/demo_tiny.txt" 2>&1

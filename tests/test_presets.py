@@ -93,14 +93,21 @@ def test_cpu_training_uses_eager_attention_with_the_same_outputs(tok, tmp_path):
 
 
 def test_serving_engine_runs_a_prev_token_model_fused_as_generate_does(tok, monkeypatch):
-    """The head's q/k biases reach the engine's own fused forward: greedy tokens equal `model.generate`'s."""
+    """The head's q/k biases reach the engine's own fused forward: greedy tokens equal `model.generate`'s.
+    CHATFORGE_TEST_DEVICE=cuda runs it on a GPU in bf16 (SDPA with the biases), as bench/gpu_check.sh does."""
+    import os
+
     from chatforge.models import presets
     from chatforge.serve.engine import Engine, GenerationRequest
 
     monkeypatch.setitem(presets.MODEL_PRESETS, "tiny", {**presets.MODEL_PRESETS["tiny"], "prev_token_heads": 1})
     model = presets.new_model("tiny", tok).eval()
+    device = os.environ.get("CHATFORGE_TEST_DEVICE", "cpu")
+    if device != "cpu":
+        model = model.to(device, torch.bfloat16)
     prompts = [[6 + (i * 37 + salt * 101) % 500 for i in range(n)] for salt, n in enumerate((5, 23, 11))]
-    refs = [model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
+    refs = [model.generate(torch.tensor([p], device=device),
+                           attention_mask=torch.ones(1, len(p), dtype=torch.long, device=device),
                            max_new_tokens=12, do_sample=False)[0, len(p):].tolist() for p in prompts]
     engine = Engine(model, tok, max_batch_size=4, fused=True)
     try:
