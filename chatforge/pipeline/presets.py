@@ -81,21 +81,24 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # ones (the target sampling at T=1, where the RLHF model breaks 3-8% of the time; 1000 attacks place that
         # within ~±1.5 points), the held-out eval (greedy) and 200 more held-out prompts per family for task,
         # known-fact and benign-but-scary helpfulness (in the eval's 40 a prompt is 2.5 points), then DPO from the
-        # PPO model, 6 epochs at 1e-4 over every round's pairs so far, each success's chosen reply the best of 4 of
-        # the target's own samples that the judge passes.
+        # PPO model, 6 epochs at 1e-4 and beta 0.05 over every round's pairs so far, each success's chosen reply the
+        # best of 4 of the target's own samples that the judge passes.
         # Measured on the small demo's PPO model (3 rounds, helpfulness on the 200-prompt check, 2026-11-27):
         #   former settings (300 queries, 4 epochs, each round from the previous one): 4.4 -> 3.5 -> 2.2 -> 3.6%
         #     (-18%): 8-16 successes a round, and round 3's DPO on top of rounds 1-2's bounced back;
         #   1500 queries, from the previous round: 4.4 -> 2.9 -> 2.2 -> 4.8% (only 840 distinct train attacks exist);
         #   from the PPO model: 300 queries, 4.4 -> 3.5 -> 3.2 -> 2.9% (-34%); 840, 4 epochs, -> 2.5% (-43%);
         #   840, 6 epochs, 4.4 -> 2.3 -> 1.6 -> 1.6% (-64%, tasks -2.0, the rest unchanged); 8 epochs, -> 1.7%
-        #   (-61%, tasks -3.0). The successes left are T=1 draws from the tail ("Ok, do this: [HARMFUL:...]").
+        #   (-61%, tasks -3.0); 6 epochs at 2e-4, -> 0.7% (-84%, tasks -2.0); with beta 0.05 instead of 0.1,
+        #   4.4 -> 2.1 -> 1.7 -> 1.1% (-75%, tasks -1.0, the rest unchanged). On a second PPO model (beta 0.05 + ptx):
+        #   beta 0.05 -65%, 2e-4 -70%, beta 0.1 at 1e-4 -61%, every check within 1 point (2.5 = one prompt on the
+        #   eval's 40). The successes left are T=1 draws from the tail ("Ok, do this: [HARMFUL:...]").
         # Earlier, on two former-recipe PPO models (from the previous round, 300 queries): 1e-4 -74% and -62%;
         # 2e-4 -81% and -85% but benign answered -10.5 on one; three times the benign anchor pairs -95%, benign -11
         "adversarial": {"start": "ppo", "rounds": 3, "attackers": "templates", "queries": 840, "heldout_queries": 1000,
                         "temperature": 1.0, "train": "dpo", "retrain_from": "start", "k": 4, "check_prompts": 200,
-                        "batch_size": 256, "dpo_epochs": 6.0, "dpo_learning_rate": 1e-4, "dpo_batch_size": 16,
-                        "max_new_tokens": 48},
+                        "batch_size": 256, "dpo_epochs": 6.0, "dpo_learning_rate": 1e-4, "dpo_beta": 0.05,
+                        "dpo_batch_size": 16, "max_new_tokens": 48},
     },
 }
 
