@@ -308,7 +308,7 @@ def helpfulness_check(world, model: str, n: int, max_new_tokens: int) -> dict:
 
 
 def train_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, kinds: list[str], lm,
-                original: list[dict], progress: bool, start: str | None = None) -> dict:
+                original: list[dict], progress: bool, start: str) -> dict:
     from chatforge.data.comparisons import read_comparisons, write_comparisons
     from chatforge.models.registry import Registry
     from chatforge.redteam.attackers import TemplateAttacker
@@ -341,7 +341,7 @@ def train_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, ki
     pairs = [c for q in range(1, r + 1) for c in read_comparisons(out / f"round-{q}" / "new_pairs.jsonl")]
     write_comparisons(pairs, pairs_file)
     new_here = len(read_jsonl(new_sft))
-    parent = start if cfg.retrain_from == "start" and start else model
+    parent = start if cfg.retrain_from == "start" else model  # what this round retrains
     metrics = {"round": r, "parent": str(Path(parent).resolve()), "attacked": str(Path(model).resolve()),
                "train_queries": report["overall"]["queries"],
                "train_successes": report["overall"]["successes"], "train_asr": report["overall"]["asr"],
