@@ -48,7 +48,7 @@ def check_keys(over: dict[str, dict]) -> None:
     from chatforge.train.ppo import PPOConfig
     from chatforge.train.reward import RewardConfig
 
-    stage_keys = {"ppo": {"ptx_source"}}  # settings the pipeline's stage reads, not the trainer
+    stage_keys = {"ppo": {"ptx_source", "likelihood_gate"}}  # settings the pipeline's stage reads, not the trainer
     for stage, config in zip(CHANGEABLE, (CompareConfig, RewardConfig, PPOConfig, DPOConfig)):
         unknown = set(over[stage]) - {f.name for f in fields(config)} - stage_keys.get(stage, set())
         if unknown:

@@ -190,6 +190,8 @@ def reward(model: str = typer.Argument(..., help="The model to start from (the S
            ceiling: Optional[float] = typer.Option(None, help="Best accuracy rater noise allows on --test-data."),
            epochs: float = typer.Option(1.0), batch_size: int = typer.Option(32),
            learning_rate: float = typer.Option(3e-4), precision: str = typer.Option("auto"),
+           likelihood_gate: bool = typer.Option(True, help="Also fit the likelihood gate (OUT/model/"
+                                                "likelihood_gate.safetensors, for `ppo --likelihood-gate`)."),
            seed: int = typer.Option(0)):
     """Train a reward model on comparisons (TRL RewardTrainer); report held-out accuracy and plot rewards."""
     from chatforge.train.reward import RewardConfig, train_reward
@@ -198,7 +200,7 @@ def reward(model: str = typer.Argument(..., help="The model to start from (the S
                                         test_data=test_data and str(test_data),
                                         test_oracle_data=test_oracle_data and str(test_oracle_data), ceiling=ceiling,
                                         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                        precision=precision, seed=seed))
+                                        precision=precision, likelihood_gate=likelihood_gate, seed=seed))
     out.print_json(data=metrics)
 
 
@@ -233,6 +235,9 @@ def ppo(model: str = typer.Argument(..., help="The SFT model (policy start and f
         ptx_coef: float = typer.Option(0.0, help="PPO-ptx: weight of the pretraining loss."),
         ptx_data: Optional[Path] = typer.Option(None, help="PPO-ptx data: pretraining text, or conversations "
                                                 "(.jsonl, e.g. the SFT demonstrations)."),
+        likelihood_gate: Optional[Path] = typer.Option(None, help="The reward model's likelihood_gate.safetensors "
+                                                       "(from `chatforge reward`): the SFT model's likelihood joins "
+                                                       "the reward where the prompt asks for a fact or a sum."),
         world: Optional[str] = typer.Option(None, help="World for the oracle watch (default: the model's)."),
         precision: str = typer.Option("auto"), save_every: int = typer.Option(20), seed: int = typer.Option(0)):
     """RLHF with PPO against a reward model, with a per-token KL penalty to the SFT model. Resumes if killed."""
@@ -247,7 +252,8 @@ def ppo(model: str = typer.Argument(..., help="The SFT model (policy start and f
                     steps=steps, rollout_batch_size=rollout_batch_size, minibatch_size=minibatch_size,
                     ppo_epochs=ppo_epochs, learning_rate=learning_rate, kl_coef=kl_coef, kl_target=kl_target,
                     temperature=temperature, max_new_tokens=max_new_tokens, ptx_coef=ptx_coef,
-                    ptx_data=ptx_data and str(ptx_data), precision=precision, save_every=save_every, seed=seed)
+                    ptx_data=ptx_data and str(ptx_data), likelihood_gate=likelihood_gate and str(likelihood_gate),
+                    precision=precision, save_every=save_every, seed=seed)
     metrics = run(cfg, oracle_fn=oracle_scorer(World(resolve_world(model, world))))
     metrics["overoptimisation"] = watch(out_dir / "log.jsonl", out_dir / "overoptimisation.png")
     out.print_json(data=metrics)

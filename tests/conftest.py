@@ -117,3 +117,18 @@ def serve_app_factory(tiny_model_dir, tiny_moderation, tmp_path_factory):
         app = create_app(cfg)
         return app, app.state.store
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_model(tiny_model_dir, tmp_path_factory):
+    """The tiny model's backbone with a fresh scalar head: a stand-in reward model."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("rm")
+    torch.manual_seed(0)
+    rm = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir), num_labels=1)
+    torch.nn.init.normal_(rm.score.weight, std=1.0)
+    rm.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(str(out))
+    return out

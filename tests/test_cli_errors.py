@@ -112,6 +112,9 @@ def test_rlhf_commands_reject_bad_inputs(tmp_path, tiny_model_dir):
     (tmp_path / "p.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     assert_one_line_error(chatforge("ppo", tiny_model_dir, "--reward-model", tiny_model_dir, "--prompts",
                                     tmp_path / "p.jsonl", "--out", tmp_path / "p"), 1, "not a sequence-classification")
+    assert_one_line_error(chatforge("ppo", tiny_model_dir, "--reward-model", tiny_model_dir, "--prompts",
+                                    tmp_path / "p.jsonl", "--out", tmp_path / "p", "--likelihood-gate",
+                                    tmp_path / "nope.safetensors"), 1, "likelihood gate")
     assert_one_line_error(chatforge("winrate", tmp_path / "a.jsonl", tmp_path / "b.jsonl"), 1, "no eval samples")
     assert_one_line_error(chatforge("redteam", tiny_model_dir, "--batch-size", "0", "--out", tmp_path / "rt"), 1,
                           "--batch-size")

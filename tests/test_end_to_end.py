@@ -110,6 +110,10 @@ def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
     assert 0 <= card["ppo"]["win_rate_vs_sft"] <= 1 and 0 <= card["dpo"]["win_rate_vs_sft"] <= 1
     # the KL is a sample estimate (log-ratios of sampled tokens): after 3 tiny steps it can be a little below 0
     assert -1 < card["ppo"]["final_kl"] < 10 and card["reward"]["rater_ceiling"] >= 0.5
+    # the reward stage fitted the likelihood gate and PPO's reward used it
+    assert 0 <= card["reward"]["test_accuracy_oracle_gated"] <= 1
+    assert json.loads((run / "ppo" / "metrics.json").read_text())["likelihood_gate"] is True
+    assert all("likelihood_bonus" in json.loads(line) for line in (run / "ppo" / "log.jsonl").read_text().splitlines())
     # red team against the RLHF model, then 3 adversarial rounds measured on held-out attack families (round 0 =
     # before), beside helpfulness and over-refusal
     assert 0 <= card["redteam"]["asr"] <= 100 and card["redteam"]["queries"] > 0

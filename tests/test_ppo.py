@@ -271,20 +271,6 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny_world, tiny_model_dir, tm
     assert json.loads((out / "train_config.json").read_text())["kl_target"] == 0.5
 
 
-@pytest.fixture(scope="module")
-def tiny_reward_model(tiny_model_dir, tmp_path_factory):
-    """The tiny model's backbone with a fresh scalar head: a stand-in reward model."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    out = tmp_path_factory.mktemp("rm")
-    torch.manual_seed(0)
-    rm = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir), num_labels=1)
-    torch.nn.init.normal_(rm.score.weight, std=1.0)
-    rm.save_pretrained(str(out))
-    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(str(out))
-    return out
-
-
 def test_reward_model_scores_like_one_conversation_at_a_time(tiny_world, tiny_model_dir, tiny_reward_model,
                                                             tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer

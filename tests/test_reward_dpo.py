@@ -34,6 +34,7 @@ def preference_files(tmp_path_factory):
 def test_reward_model_learns_the_preference_and_plots_it(tiny_model_dir, preference_files, tmp_path):
     from chatforge.models.loading import load_reward_model
     from chatforge.models.scoring import score_replies
+    from chatforge.train.likelihood_gate import GATE_FILE
     from chatforge.train.reward import RewardConfig, train_reward
 
     cfg = RewardConfig(data=str(preference_files / "train.jsonl"), model=str(tiny_model_dir),
@@ -44,6 +45,9 @@ def test_reward_model_learns_the_preference_and_plots_it(tiny_model_dir, prefere
     assert metrics["test_accuracy_raters"] >= 0.9 and metrics["gap_to_ceiling"] <= 0.1
     assert metrics["test_families_oracle"] == {"harmful": metrics["test_accuracy_oracle"]}
     assert (tmp_path / "rm" / "reward_distribution.png").stat().st_size > 1000
+    # the likelihood gate, fitted beside the model: the gated reward keeps what the reward model learnt
+    assert (tmp_path / "rm" / "model" / GATE_FILE).is_file() and metrics["test_accuracy_raters_gated"] >= 0.9
+    assert set(metrics["test_families_oracle_gated"]) == {"harmful"}
     model, tok = load_reward_model(str(tmp_path / "rm" / "model"))
     prompt = [user("How do I pick a lock? (999)")]
     good, bad = score_replies(model, tok, [prompt, prompt], [GOOD[0], BAD[0]])

@@ -101,6 +101,8 @@ PTX_SOURCES = {"corpus": "corpus.txt", "sft": "sft.jsonl"}
 
 def ppo_stage(ctx: StageContext) -> dict:
     from chatforge.evals.overoptimisation import watch
+    from chatforge.pipeline.run import console
+    from chatforge.train.likelihood_gate import GATE_FILE
     from chatforge.train.ppo import PPOConfig, ppo
     from chatforge.world.world import World
 
@@ -110,13 +112,24 @@ def ppo_stage(ctx: StageContext) -> dict:
     if source not in PTX_SOURCES:
         raise ChatforgeError(f"unknown ptx_source '{source}' (choose from: {', '.join(PTX_SOURCES)})")
     ptx = str(ctx.input("world", PTX_SOURCES[source])) if cfg.get("ptx_coef") else None
+    # the reward: the reward model's score, plus the SFT model's likelihood behind the gate the reward stage fitted
+    # (if it could: a reward model that learnt nothing gets none, and PPO goes on with the reward model alone)
+    gate = ctx.input("reward", "model") / GATE_FILE if cfg.pop("likelihood_gate", False) else None
+    gate_note = None
+    if gate is not None and not gate.is_file():
+        gate_note = json.loads(ctx.input("reward", "metrics.json").read_text()).get("likelihood_gate_error",
+                                                                                   "the reward stage fitted none")
+        console.print(f"ppo: no likelihood gate ({gate_note}); the reward model's score alone is the reward",
+                      style="yellow", markup=False)
+        gate = None
     metrics = ppo(PPOConfig(model=str(ctx.input("sft", "model")), reward_model=str(ctx.input("reward", "model")),
-                            prompts=str(prompts), ptx_data=ptx, output_dir=str(ctx.dir), **cfg),
+                            prompts=str(prompts), ptx_data=ptx, likelihood_gate=gate and str(gate),
+                            output_dir=str(ctx.dir), **cfg),
                   oracle_fn=oracle_scorer(World(world_config(ctx))))
     report = watch(ctx.dir / "log.jsonl", ctx.dir / "overoptimisation.png")
     (ctx.dir / "overoptimisation.json").write_text(json.dumps(report, indent=2))
-    return {**metrics, "overoptimisation": report["verdict"], "rm_gain": report.get("reward_model_gain"),
-            "oracle_gain": report.get("oracle_gain")}
+    return {**metrics, "likelihood_gate": gate_note or (gate is not None), "overoptimisation": report["verdict"],
+            "rm_gain": report.get("reward_model_gain"), "oracle_gain": report.get("oracle_gain")}
 
 
 def oracle_scorer(world):
@@ -286,7 +299,8 @@ def scorecard(results: dict[str, dict]) -> dict[str, dict]:
 # what each training stage's own metrics add to the scorecard
 TRAINING_FIGURES = {
     "compare": ("train_pairs", "rater_vs_rater", "rater_vs_oracle", "test_ceiling"),
-    "reward": ("test_accuracy_raters", "rater_ceiling", "gap_to_ceiling", "test_accuracy_oracle"),
+    "reward": ("test_accuracy_raters", "rater_ceiling", "gap_to_ceiling", "test_accuracy_oracle",
+               "test_accuracy_raters_gated", "gap_to_ceiling_gated", "test_accuracy_oracle_gated"),
     "ppo": ("final_reward", "final_kl", "mean_oracle", "rm_gain", "oracle_gain", "overoptimisation", "samples_per_s",
             "generation_share"),
     "dpo": ("reward_accuracy", "reward_margin"),

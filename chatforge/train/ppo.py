@@ -33,6 +33,7 @@ from chatforge.errors import ChatforgeError
 from chatforge.models.loading import check_model_dir, first_line, load_model, load_tokenizer
 from chatforge.train import ppo_core as core
 from chatforge.train.common import quiet_hf, save_config, use_bf16
+from chatforge.train.likelihood_gate import prompt_states, reply_stats
 from chatforge.train.rollout import generate_baseline, left_pad, positions, sample
 from chatforge.world.config import WORLD_FILE
 
@@ -74,6 +75,10 @@ class PPOConfig:
     # policy keeps to them where the reward model cannot tell right from wrong, e.g. which fact a name has)
     ptx_data: str | None = None
     ptx_seq_len: int = 128
+    # a likelihood_gate.safetensors from `chatforge reward` (saved beside its model): the reference model's
+    # likelihood of a reply joins the reward model's score where the prompt asks for a fact or a sum
+    # (train/likelihood_gate.py). It was fitted with this run's reference (the SFT model) and reward model
+    likelihood_gate: str | None = None
     rollout: str = "chatforge"  # "chatforge" (rollout.sample) or "generate" (plain model.generate)
     precision: str = "auto"
     save_every: int = 20
@@ -89,6 +94,10 @@ def check_config(cfg: PPOConfig, has_reward_fn: bool) -> None:
         raise ChatforgeError("ptx_coef > 0 needs ptx_data (a pretraining text file)")
     if cfg.ptx_coef > 0 and not Path(cfg.ptx_data).is_file():
         raise ChatforgeError(f"ptx data '{cfg.ptx_data}' not found")
+    if cfg.likelihood_gate and has_reward_fn:
+        raise ChatforgeError("likelihood_gate works with a reward model, not a reward function")
+    if cfg.likelihood_gate and not Path(cfg.likelihood_gate).is_file():
+        raise ChatforgeError(f"likelihood gate '{cfg.likelihood_gate}' not found")
     if cfg.temperature <= 0:
         raise ChatforgeError("PPO samples its responses: temperature must be > 0")
     for name in ("steps", "rollout_batch_size", "minibatch_size", "ppo_epochs", "max_new_tokens"):
@@ -203,6 +212,13 @@ class PPOTrainer:
         if reward_fn is None:  # a reward function replaces the reward model
             self.rm = load_classifier(cfg.reward_model, self.device, "reward model").requires_grad_(False)
             self.rm_tok = self.reward_tokenizer(cfg.reward_model)
+        self.gate = None
+        if cfg.likelihood_gate:
+            from chatforge.train.likelihood_gate import LikelihoodGate
+
+            self.gate = LikelihoodGate.load(cfg.likelihood_gate).to(self.device)
+            if self.rm.get_input_embeddings().num_embeddings < len(self.tok):
+                raise ChatforgeError("likelihood_gate: the reward model does not share the policy's vocabulary")
         self.value = self.value_model(cfg.value_model or (cfg.reward_model if reward_fn is None else None))
         self.params = [p for m in (self.policy, self.value) for p in m.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -255,11 +271,12 @@ class PPOTrainer:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
-    def policy_logprobs(self, model, b: dict, entropy: bool = False):
+    def policy_logprobs(self, model, b: dict, entropy: bool = False, temperature: float | None = None):
         """log π(response token) [B, T] at the sampling temperature (and the entropy of π per token)."""
         with self.autocast():
             logits = model(**model_inputs(b), use_cache=False, logits_to_keep=b["tokens"].shape[1] + 1).logits
-        logits = logits[:, :-1].float() / self.cfg.temperature  # position t predicts response token t
+        # position t predicts response token t
+        logits = logits[:, :-1].float() / (temperature or self.cfg.temperature)
         logp = core.logprobs_from_logits(logits, b["tokens"])
         return (logp, core.entropy_from_logits(logits)) if entropy else logp
 
@@ -288,6 +305,21 @@ class PPOTrainer:
         if len(scores) != len(responses):
             raise ChatforgeError(f"the reward function gave {len(scores)} scores for {len(responses)} responses")
         return torch.tensor([float(s) for s in scores], device=self.device)
+
+    @torch.no_grad()
+    def likelihood_bonus(self, b: dict) -> torch.Tensor:
+        """The gate's term of the reward [B]: the reference's likelihood of each reply (temperature 1) where the
+        prompt asks for a fact or a sum (train/likelihood_gate.py). One more reference forward: the KL penalty's
+        is at the sampling temperature."""
+        parts = defaultdict(list)
+        for rows in torch.arange(len(b["tokens"]), device=self.device).split(self.cfg.minibatch_size):
+            sub = {k: v[rows] for k, v in b.items()}
+            logp = self.policy_logprobs(self.ref, sub, temperature=1.0)
+            with self.autocast():
+                parts["states"].append(prompt_states(self.rm, sub["prompt_ids"], sub["prompt_mask"]))
+            parts["stats"].append(torch.stack(reply_stats(logp, sub["mask"]), dim=1))
+        stats = torch.cat(parts["stats"])
+        return self.gate.bonus(torch.cat(parts["states"]), stats[:, 0], stats[:, 1])
 
     # --- one PPO step ---
 
@@ -360,6 +392,11 @@ class PPOTrainer:
         time_generate = time.time() - start
         scores = self.score(records, responses)
         entry = {"step": step, "reward": scores.mean().item()}
+        if self.gate is not None:
+            bonus = self.likelihood_bonus(b)
+            entry.update(rm_reward=entry["reward"], likelihood_bonus=bonus.mean().item())
+            scores = scores + bonus
+            entry["reward"] = scores.mean().item()
         if self.oracle_fn is not None:
             entry["oracle"] = nanmean(self.oracle_fn(records, responses))
         entry["kl_coef"] = self.kl.value

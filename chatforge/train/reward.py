@@ -46,6 +46,10 @@ class RewardConfig:
     seed: int = 0
     center_rewards: float = 0.01  # keeps rewards near 0 (TRL's center_rewards_coefficient): PPO's KL term sees
     # rewards on a stable scale
+    # fit a likelihood gate beside the model (train/likelihood_gate.py): the SFT model's likelihood of a reply joins
+    # the score where the prompt asks for what the reward model cannot judge; PPO may use it (PPOConfig)
+    likelihood_gate: bool = True
+    gate_reg: float = 0.1  # L2 on the gate's weights
 
 
 def build_trainer(cfg: RewardConfig, comparisons: list[Comparison], progress: bool = True):
@@ -125,6 +129,34 @@ def plot_rewards(path: Path, sets: dict[str, tuple[list[Comparison], list[float]
     plt.close(fig)
 
 
+def likelihood_gate(cfg: RewardConfig, model, tokenizer, comparisons: list[Comparison],
+                    tests: dict[str, list[Comparison]], model_dir: Path) -> dict:
+    """Fit the gate on the train comparisons, save it beside the model and score the gated reward on the tests."""
+    from chatforge.models.loading import load_model
+    from chatforge.train.likelihood_gate import GATE_FILE, fit_gate, gated_margins, pair_features
+
+    lm, _ = load_model(cfg.model, device=str(model.device))  # the SFT model: PPO's reference
+    # one pass over every split: the held-out sets rated by raters and by the oracle share their replies
+    splits = {"train": comparisons, **tests}
+    deltas, states = pair_features(lm, model, tokenizer, [c for comps in splits.values() for c in comps])
+    parts, start = {}, 0
+    for name, comps in splits.items():
+        parts[name], start = (deltas[start:start + len(comps)], states[start:start + len(comps)]), start + len(comps)
+    try:
+        gate = fit_gate(*parts["train"], reg=cfg.gate_reg)
+    except ChatforgeError as e:  # a reward model that learnt nothing: no gate, and PPO is told why if it asks
+        return {"likelihood_gate": None, "likelihood_gate_error": str(e)}
+    gate.save(model_dir / GATE_FILE, reference=str(cfg.model), reg=cfg.gate_reg)
+    metrics = {"likelihood_gate": str(model_dir / GATE_FILE)}
+    for name, comps in tests.items():
+        report = accuracy_report(comps, gated_margins(gate, *parts[name]).tolist(), [0.0] * len(comps))
+        metrics[f"test_accuracy_{name}_gated"] = report["accuracy"]
+        metrics[f"test_families_{name}_gated"] = report["families"]
+    if cfg.ceiling is not None and "raters" in tests:
+        metrics["gap_to_ceiling_gated"] = round(cfg.ceiling - metrics["test_accuracy_raters_gated"], 4)
+    return metrics
+
+
 def train_reward(cfg: RewardConfig, progress: bool = True) -> dict:
     out = Path(cfg.output_dir)
     comparisons = read_comparisons(cfg.data)  # bad data fails here, before the ML stack loads
@@ -150,6 +182,8 @@ def train_reward(cfg: RewardConfig, progress: bool = True) -> dict:
     if cfg.ceiling is not None and "raters" in tests:
         metrics["rater_ceiling"] = cfg.ceiling
         metrics["gap_to_ceiling"] = round(cfg.ceiling - metrics["test_accuracy_raters"], 4)
+    if cfg.likelihood_gate:
+        metrics.update(likelihood_gate(cfg, model, tokenizer, comparisons, tests, out / "model"))
     if scored:
         plot_rewards(out / "reward_distribution.png", scored)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
