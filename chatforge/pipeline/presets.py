@@ -68,10 +68,10 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # (2026-11-27, this recipe: β=0.05 over 60 steps 0.522; with PPO-ptx on the SFT demonstrations, ptx_source
         # "sft" and ptx_coef 1.0, 0.575 but known facts -9.4 and multi-turn -12.3 points: README, Figures)
         # the reward: the reward model's score plus the SFT model's likelihood behind the gate the reward stage fits
-        # (train/likelihood_gate.py; on the same comparisons 83.5% -> 87.2% on oracle pairs, known facts 0.72 ->
-        # 0.82, tasks 0.76 -> 0.94). The win rate it gives PPO is the reward model's alone within noise (2026-11-27,
-        # on one run's SFT model: 0.508 vs 0.518; with beta 0.05 over 60 steps 0.312, with ptx 0.503, beta 0.1
-        # 0.486, lr 1e-4 0.478): what it fixes is the reward, not the policy's drift under PPO
+        # (train/likelihood_gate.py; on the timed demo's comparisons 83.5% -> 89.1% on oracle pairs, known facts 0.62
+        # -> 0.85, tasks 0.73 -> 0.96; rater gap 5.1 -> 3.5). The win rate it gives PPO is the reward model's alone
+        # within noise (2026-11-27, on one run's SFT model: 0.508 vs 0.518; with beta 0.05 over 60 steps 0.312, with
+        # ptx 0.503, beta 0.1 0.486, lr 1e-4 0.478): what it fixes is the reward, not the policy's drift under PPO
         "ppo": {"steps": 30, "rollout_batch_size": 64, "minibatch_size": 16, "ppo_epochs": 2, "learning_rate": 5e-5,
                 "kl_coef": 0.2, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10, "likelihood_gate": True},
         "dpo": {"epochs": 0.5, "batch_size": 32, "learning_rate": 1e-4},
