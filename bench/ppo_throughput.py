@@ -72,6 +72,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True, help="the SFT model directory")
     ap.add_argument("--reward-model", help="a sequence-classification reward model (default: a length reward)")
+    ap.add_argument("--likelihood-gate", help="the reward model's likelihood_gate.safetensors, as the demo's PPO uses")
     ap.add_argument("--prompts", help="prompts JSONL (default: the train prompts of the model's world)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="first steps of each run left out of the figures")
@@ -99,7 +100,7 @@ def main() -> None:
             order = ("chatforge", "generate") if i % 2 == 0 else ("generate", "chatforge")
             for rollout in order:
                 cfg = PPOConfig(model=args.model, prompts=prompts, output_dir=str(Path(tmp) / f"{rollout}-{i}"),
-                                reward_model=args.reward_model, steps=args.steps,
+                                reward_model=args.reward_model, likelihood_gate=args.likelihood_gate, steps=args.steps,
                                 rollout_batch_size=args.rollout_batch_size, minibatch_size=args.minibatch_size,
                                 ppo_epochs=args.ppo_epochs, max_new_tokens=args.max_new_tokens,
                                 precision=args.precision, rollout=rollout, seed=args.seed, save_every=10_000)
