@@ -108,6 +108,12 @@ def test_logprobs_and_entropy_by_hand():
     assert close(core.entropy_from_logits(torch.zeros(1, 4)), [math.log(4)])
 
 
+def test_leave_one_out_baseline_by_hand():
+    # groups of 3: [1, 2, 6] → 1 − (2+6)/2 = −3, 2 − (1+6)/2 = −1.5, 6 − (1+2)/2 = 4.5; [0, 0, 3] → −1.5, −1.5, 3
+    out = core.leave_one_out(torch.tensor([1.0, 2.0, 6.0, 0.0, 0.0, 3.0]), 3)
+    assert close(out, [-3.0, -1.5, 4.5, -1.5, -1.5, 3.0])
+
+
 def test_adaptive_kl_controller_by_hand():
     # β ← β·(1 + clip(KL/target − 1, ±0.2)·n/horizon), target 6, horizon 10000, n = 1000 samples
     kl = core.AdaptiveKLController(init=0.1, target=6.0, horizon=10000)
@@ -321,6 +327,32 @@ def test_bad_inputs_are_one_line_errors(tiny_world, tiny_model_dir, tiny_reward_
         PPOTrainer(cfg(reward_model=str(tiny_model_dir)))
     with pytest.raises(ChatforgeError, match="ptx_data"):
         PPOTrainer(cfg(ptx_coef=0.5), reward)
+
+
+def test_samples_per_prompt_puts_each_prompt_k_times_side_by_side(tiny_world, tiny_model_dir, tmp_path):
+    """With samples_per_prompt=k a rollout holds batch/k prompts, each k times in a row with its own sample, and the
+    score PPO learns from is each reply's reward minus the mean of the other replies to its prompt."""
+    reward = lambda prompts, responses: [float(len(r)) for r in responses]  # noqa: E731
+    cfg = ppo_config(tiny_world, tiny_model_dir, tmp_path / "out", rollout_batch_size=8, minibatch_size=4,
+                     samples_per_prompt=4, steps=1)
+    trainer = PPOTrainer(cfg, reward, progress=False)
+    records, b, responses = trainer.rollout(1)
+    assert [r["messages"] for r in records[:4]] == [records[0]["messages"]] * 4
+    assert records[4]["messages"] != records[0]["messages"] and len(records) == 8
+    assert len(set(responses[:4])) > 1  # four samples, not one copied
+    seen, evaluate = {}, trainer.evaluate
+
+    def spy(batch, scores):  # the scores step() hands on to the KL penalty and GAE
+        seen["scores"] = scores
+        return evaluate(batch, scores)
+
+    trainer.evaluate = spy
+    trainer.step(1)  # the same rollout again: everything a step draws is seeded by (seed, step)
+    raw = torch.tensor(reward(None, responses))
+    assert close(seen["scores"], core.leave_one_out(raw, 4).tolist(), 1e-4)
+    with pytest.raises(ChatforgeError, match="multiple of samples_per_prompt"):
+        PPOTrainer(ppo_config(tiny_world, tiny_model_dir, tmp_path / "o2", rollout_batch_size=6, samples_per_prompt=4),
+                   reward)
 
 
 def test_ptx_on_conversations_trains_on_them_in_the_chat_template(tiny_world, tiny_model_dir, tmp_path):

@@ -50,7 +50,11 @@ class PPOConfig:
     reward_model: str | None = None  # HF sequence-classification dir with num_labels=1
     value_model: str | None = None  # default: the reward model (or the policy's backbone with a reward_fn)
     steps: int = 100
-    rollout_batch_size: int = 64  # prompts sampled per step
+    rollout_batch_size: int = 64  # responses sampled per step
+    # responses per prompt in a rollout batch; above 1, each response's score is taken relative to the mean score of
+    # the other responses to its prompt (RLOO's leave-one-out baseline): what is left is how much better this reply
+    # is than the policy's others to the same prompt, free of how high the reward model scores that prompt at all
+    samples_per_prompt: int = 1
     minibatch_size: int = 16  # samples per gradient step
     ppo_epochs: int = 4  # passes over each rollout batch
     learning_rate: float = 5e-5  # for chatforge's few-million-parameter models; 1e-5 barely moves them
@@ -100,9 +104,13 @@ def check_config(cfg: PPOConfig, has_reward_fn: bool) -> None:
         raise ChatforgeError(f"likelihood gate '{cfg.likelihood_gate}' not found")
     if cfg.temperature <= 0:
         raise ChatforgeError("PPO samples its responses: temperature must be > 0")
-    for name in ("steps", "rollout_batch_size", "minibatch_size", "ppo_epochs", "max_new_tokens"):
+    for name in ("steps", "rollout_batch_size", "minibatch_size", "ppo_epochs", "max_new_tokens",
+                 "samples_per_prompt"):
         if getattr(cfg, name) < 1:
             raise ChatforgeError(f"{name} must be at least 1")
+    if cfg.rollout_batch_size % cfg.samples_per_prompt:
+        raise ChatforgeError(f"rollout_batch_size ({cfg.rollout_batch_size}) must be a multiple of "
+                             f"samples_per_prompt ({cfg.samples_per_prompt})")
     if cfg.kl_target is not None and cfg.kl_target <= 0:
         raise ChatforgeError("kl_target must be > 0 (or None for a fixed KL coefficient)")
 
@@ -328,7 +336,9 @@ class PPOTrainer:
 
     def rollout(self, step: int) -> tuple[list[dict], dict, list[str]]:
         cfg = self.cfg
-        idx = prompt_batch(len(self.records), cfg.rollout_batch_size, step, cfg.seed)
+        k = cfg.samples_per_prompt  # each prompt k times, side by side
+        idx = [i for i in prompt_batch(len(self.records), cfg.rollout_batch_size // k, step, cfg.seed)
+               for _ in range(k)]
         prompt_ids, prompt_mask = left_pad([self.prompt_ids[i] for i in idx], self.tok.pad_token_id)
         prompt_ids, prompt_mask = prompt_ids.to(self.device), prompt_mask.to(self.device)
         with self.autocast():
@@ -399,6 +409,8 @@ class PPOTrainer:
             entry["reward"] = scores.mean().item()
         if self.oracle_fn is not None:
             entry["oracle"] = nanmean(self.oracle_fn(records, responses))
+        if self.cfg.samples_per_prompt > 1:
+            scores = core.leave_one_out(scores, self.cfg.samples_per_prompt)
         entry["kl_coef"] = self.kl.value
         entry.update(self.evaluate(b, scores))
         entry.update(self.update(b, step))

@@ -144,3 +144,10 @@ class AdaptiveKLController(FixedKLController):
     def update(self, current_kl: float, n_samples: int) -> None:
         error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
         self.value *= 1.0 + error * n_samples / self.horizon
+
+
+def leave_one_out(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Each score minus the mean of the other k − 1 scores of its group (consecutive rows, k to a group): RLOO's
+    baseline (Ahmadian et al. 2024). [B] -> [B], B a multiple of k ≥ 2."""
+    groups = scores.view(-1, k)
+    return (groups - (groups.sum(1, keepdim=True) - groups) / (k - 1)).flatten()
