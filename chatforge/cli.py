@@ -228,6 +228,8 @@ def ppo(model: str = typer.Argument(..., help="The SFT model (policy start and f
         prompts: Path = typer.Option(..., help="JSONL of {\"messages\": [...]} (a world's prompts_train.jsonl)."),
         out_dir: Path = typer.Option(..., "--out", help="Output directory (model in OUT/model, log.jsonl)."),
         steps: int = typer.Option(100), rollout_batch_size: int = typer.Option(64),
+        samples_per_prompt: int = typer.Option(1, help="Replies per prompt in a rollout; above 1 each score is "
+                                               "taken against the mean of the other replies to its prompt."),
         minibatch_size: int = typer.Option(16), ppo_epochs: int = typer.Option(4),
         learning_rate: float = typer.Option(5e-5), kl_coef: float = typer.Option(0.05),
         kl_target: Optional[float] = typer.Option(None, help="Adaptive KL: target KL per reply (default: fixed)."),
@@ -249,7 +251,8 @@ def ppo(model: str = typer.Argument(..., help="The SFT model (policy start and f
     from chatforge.world.world import World
 
     cfg = PPOConfig(model=model, reward_model=reward_model, prompts=str(prompts), output_dir=str(out_dir),
-                    steps=steps, rollout_batch_size=rollout_batch_size, minibatch_size=minibatch_size,
+                    steps=steps, rollout_batch_size=rollout_batch_size, samples_per_prompt=samples_per_prompt,
+                    minibatch_size=minibatch_size,
                     ppo_epochs=ppo_epochs, learning_rate=learning_rate, kl_coef=kl_coef, kl_target=kl_target,
                     temperature=temperature, max_new_tokens=max_new_tokens, ptx_coef=ptx_coef,
                     ptx_data=ptx_data and str(ptx_data), likelihood_gate=likelihood_gate and str(likelihood_gate),

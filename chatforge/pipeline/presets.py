@@ -71,7 +71,9 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # (train/likelihood_gate.py; on the timed demo's comparisons 83.5% -> 89.1% on oracle pairs, known facts 0.62
         # -> 0.85, tasks 0.73 -> 0.96; rater gap 5.1 -> 3.5). The win rate it gives PPO is the reward model's alone
         # within noise (2026-11-27, on one run's SFT model: 0.508 vs 0.518; with beta 0.05 over 60 steps 0.312, with
-        # ptx 0.503, beta 0.1 0.486, lr 1e-4 0.478): what it fixes is the reward, not the policy's drift under PPO
+        # ptx 0.503, beta 0.1 0.486, lr 1e-4 0.478): what it fixes is the reward, not the policy's drift under PPO.
+        # samples_per_prompt 4 (RLOO's baseline on the scores), on the 17:34 demo's models: 0.500 (beta 0.2), 0.520
+        # (beta 0.1: 23 W / 8 L, small talk -4.0), 0.501 (beta 0.05: ambiguous -8.1), 0.500 (beta 0.1, 60 steps)
         "ppo": {"steps": 30, "rollout_batch_size": 64, "minibatch_size": 16, "ppo_epochs": 2, "learning_rate": 5e-5,
                 "kl_coef": 0.2, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10, "likelihood_gate": True},
         "dpo": {"epochs": 0.5, "batch_size": 32, "learning_rate": 1e-4},
