@@ -33,7 +33,7 @@ from chatforge.errors import ChatforgeError
 from chatforge.models.loading import check_model_dir, first_line, load_model, load_tokenizer
 from chatforge.train import ppo_core as core
 from chatforge.train.common import quiet_hf, save_config, use_bf16
-from chatforge.train.likelihood_gate import prompt_states, reply_stats
+from chatforge.train.likelihood_gate import LikelihoodGate, prompt_states, reply_stats
 from chatforge.train.rollout import generate_baseline, left_pad, positions, sample
 from chatforge.world.config import WORLD_FILE
 
@@ -222,8 +222,6 @@ class PPOTrainer:
             self.rm_tok = self.reward_tokenizer(cfg.reward_model)
         self.gate = None
         if cfg.likelihood_gate:
-            from chatforge.train.likelihood_gate import LikelihoodGate
-
             self.gate = LikelihoodGate.load(cfg.likelihood_gate).to(self.device)
             if self.rm.get_input_embeddings().num_embeddings < len(self.tok):
                 raise ChatforgeError("likelihood_gate: the reward model does not share the policy's vocabulary")
