@@ -342,9 +342,9 @@ def test_samples_per_prompt_puts_each_prompt_k_times_side_by_side(tiny_world, ti
     assert len(set(responses[:4])) > 1  # four samples, not one copied
     seen, evaluate = {}, trainer.evaluate
 
-    def spy(batch, scores):  # the scores step() hands on to the KL penalty and GAE
+    def spy(batch, scores, *rest):  # the scores step() hands on to the KL penalty and GAE
         seen["scores"] = scores
-        return evaluate(batch, scores)
+        return evaluate(batch, scores, *rest)
 
     trainer.evaluate = spy
     trainer.step(1)  # the same rollout again: everything a step draws is seeded by (seed, step)

@@ -18,7 +18,7 @@ and a negative weight would pay it for writing text the SFT model finds unlikely
 
 PPO already holds the SFT model (its frozen reference) and the reward model, so the term costs it one prompt
 forward of the reward model per batch; the reference's log-probs at temperature 1 come from the forward it already
-makes for the KL penalty.
+makes for the KL penalty (PPOTrainer.reference_logprobs).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from chatforge.errors import ChatforgeError
+from chatforge.train.ppo_core import logprobs_from_logits
 from chatforge.train.rollout import left_pad, positions
 
 GATE_FILE = "likelihood_gate.safetensors"
@@ -119,7 +120,7 @@ def features(lm, rm, tokenizer, prompts: list[list[dict]], replies: list[str],
         attention = torch.cat([prompt_mask, mask], dim=1)
         logits = lm(input_ids=torch.cat([prompt_ids, tokens], dim=1), attention_mask=attention,
                     position_ids=positions(attention), use_cache=False).logits[:, prompt_ids.shape[1] - 1:-1]
-        logp = torch.log_softmax(logits.float(), -1).gather(-1, tokens[..., None])[..., 0]
+        logp = logprobs_from_logits(logits, tokens)
         stats.append(torch.stack(reply_stats(logp, mask), dim=1).cpu())
         states.append(prompt_states(rm, prompt_ids.to(rm.device), prompt_mask.to(rm.device)).cpu())
     back = torch.empty(len(order), dtype=torch.long)

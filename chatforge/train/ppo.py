@@ -277,14 +277,25 @@ class PPOTrainer:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
-    def policy_logprobs(self, model, b: dict, entropy: bool = False, temperature: float | None = None):
-        """log π(response token) [B, T] at the sampling temperature (and the entropy of π per token)."""
+    def policy_logprobs(self, model, b: dict, entropy: bool = False, untempered: bool = False):
+        """log π(response token) [B, T] at the sampling temperature (and the entropy of π per token, and the
+        log-probs at temperature 1, from the same forward)."""
         with self.autocast():
             logits = model(**model_inputs(b), use_cache=False, logits_to_keep=b["tokens"].shape[1] + 1).logits
-        # position t predicts response token t
-        logits = logits[:, :-1].float() / (temperature or self.cfg.temperature)
-        logp = core.logprobs_from_logits(logits, b["tokens"])
-        return (logp, core.entropy_from_logits(logits)) if entropy else logp
+        raw = logits[:, :-1].float()  # position t predicts response token t
+        logits = raw / self.cfg.temperature
+        out = (core.logprobs_from_logits(logits, b["tokens"]),)
+        out += (core.entropy_from_logits(logits),) if entropy else ()
+        out += (core.logprobs_from_logits(raw, b["tokens"]),) if untempered else ()
+        return out if len(out) > 1 else out[0]
+
+    @torch.no_grad()
+    def reference_logprobs(self, b: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """log π_ref of the response tokens [B, T] at the sampling temperature (the KL penalty's) and at 1 (the
+        likelihood gate's), one reference forward per minibatch for both."""
+        parts = [self.policy_logprobs(self.ref, {k: v[rows] for k, v in b.items()}, untempered=True)
+                 for rows in torch.arange(len(b["tokens"]), device=self.device).split(self.cfg.minibatch_size)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def values(self, b: dict) -> torch.Tensor:
         """V before each response token [B, T]."""
@@ -313,19 +324,14 @@ class PPOTrainer:
         return torch.tensor([float(s) for s in scores], device=self.device)
 
     @torch.no_grad()
-    def likelihood_bonus(self, b: dict) -> torch.Tensor:
+    def likelihood_bonus(self, b: dict, ref_logprobs_t1: torch.Tensor | None = None) -> torch.Tensor:
         """The gate's term of the reward [B]: the reference's likelihood of each reply (temperature 1) where the
-        prompt asks for a fact or a sum (train/likelihood_gate.py). One more reference forward: the KL penalty's
-        is at the sampling temperature."""
-        parts = defaultdict(list)
-        for rows in torch.arange(len(b["tokens"]), device=self.device).split(self.cfg.minibatch_size):
-            sub = {k: v[rows] for k, v in b.items()}
-            logp = self.policy_logprobs(self.ref, sub, temperature=1.0)
-            with self.autocast():
-                parts["states"].append(prompt_states(self.rm, sub["prompt_ids"], sub["prompt_mask"]))
-            parts["stats"].append(torch.stack(reply_stats(logp, sub["mask"]), dim=1))
-        stats = torch.cat(parts["stats"])
-        return self.gate.bonus(torch.cat(parts["states"]), stats[:, 0], stats[:, 1])
+        prompt asks for a fact or a sum (train/likelihood_gate.py)."""
+        if ref_logprobs_t1 is None:
+            ref_logprobs_t1 = self.reference_logprobs(b)[1]
+        with self.autocast():
+            states = prompt_states(self.rm, b["prompt_ids"], b["prompt_mask"])
+        return self.gate.bonus(states, *reply_stats(ref_logprobs_t1, b["mask"]))
 
     # --- one PPO step ---
 
@@ -349,17 +355,21 @@ class PPOTrainer:
         return [self.records[i] for i in idx], batch, responses
 
     @torch.no_grad()
-    def evaluate(self, b: dict, scores: torch.Tensor) -> dict:
-        """Old log-probs, reference log-probs, values, KL-penalised rewards and advantages, in place in `b`."""
+    def evaluate(self, b: dict, scores: torch.Tensor, ref_logprobs: torch.Tensor | None = None) -> dict:
+        """Old log-probs, reference log-probs (unless given), values, KL-penalised rewards and advantages, in place
+        in `b`."""
         parts = defaultdict(list)
         for rows in torch.arange(len(scores), device=self.device).split(self.cfg.minibatch_size):
             sub = {k: v[rows] for k, v in b.items()}
             logp, entropy = self.policy_logprobs(self.policy, sub, entropy=True)
             parts["old_logprobs"].append(logp)
             parts["entropy"].append(entropy)
-            parts["ref_logprobs"].append(self.policy_logprobs(self.ref, sub))
+            if ref_logprobs is None:
+                parts["ref_logprobs"].append(self.policy_logprobs(self.ref, sub))
             parts["old_values"].append(self.values(sub))
         b.update({k: torch.cat(v) for k, v in parts.items()})
+        if ref_logprobs is not None:
+            b["ref_logprobs"] = ref_logprobs
         rewards, kl = core.kl_penalty_rewards(b["old_logprobs"], b["ref_logprobs"], scores, b["mask"], self.kl.value)
         b["advantages"], b["returns"] = core.gae(rewards, b["old_values"], b["mask"], self.cfg.gamma, self.cfg.lam)
         if self.cfg.whiten_advantages:
@@ -400,8 +410,10 @@ class PPOTrainer:
         time_generate = time.time() - start
         scores = self.score(records, responses)
         entry = {"step": step, "reward": scores.mean().item()}
-        if self.gate is not None:
-            bonus = self.likelihood_bonus(b)
+        ref_logprobs = None
+        if self.gate is not None:  # the reference's one forward serves the gate (T=1) and the KL penalty
+            ref_logprobs, ref_logprobs_t1 = self.reference_logprobs(b)
+            bonus = self.likelihood_bonus(b, ref_logprobs_t1)
             entry.update(rm_reward=entry["reward"], likelihood_bonus=bonus.mean().item())
             scores = scores + bonus
             entry["reward"] = scores.mean().item()
@@ -410,7 +422,7 @@ class PPOTrainer:
         if self.cfg.samples_per_prompt > 1:
             scores = core.leave_one_out(scores, self.cfg.samples_per_prompt)
         entry["kl_coef"] = self.kl.value
-        entry.update(self.evaluate(b, scores))
+        entry.update(self.evaluate(b, scores, ref_logprobs))
         entry.update(self.update(b, step))
         self.kl.update(entry["kl"], len(responses))
         total = time.time() - start
