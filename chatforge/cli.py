@@ -211,6 +211,8 @@ def dpo(model: str = typer.Argument(..., help="The SFT model (policy start and f
         epochs: float = typer.Option(1.0), batch_size: int = typer.Option(32),
         learning_rate: float = typer.Option(2e-4), beta: float = typer.Option(0.1),
         loss_type: str = typer.Option("sigmoid"), precision: str = typer.Option("auto"),
+        lora_rank: int = typer.Option(0, help="LoRA rank (peft); 0 tunes every weight. Adapters are merged on save."),
+        lora_targets: str = typer.Option("all-linear", help="LoRA target modules, comma-separated."),
         seed: int = typer.Option(0)):
     """Direct Preference Optimization on comparisons (TRL DPOTrainer). Resumes if killed."""
     from chatforge.train.dpo import DPOConfig
@@ -218,7 +220,7 @@ def dpo(model: str = typer.Argument(..., help="The SFT model (policy start and f
 
     metrics = run(DPOConfig(data=str(data), model=model, output_dir=str(out_dir), epochs=epochs,
                             batch_size=batch_size, learning_rate=learning_rate, beta=beta, loss_type=loss_type,
-                            precision=precision, seed=seed))
+                            precision=precision, lora_rank=lora_rank, lora_targets=lora_targets, seed=seed))
     out.print_json(data=metrics)
 
 

@@ -102,6 +102,10 @@ def test_rlhf_commands_reject_bad_inputs(tmp_path, tiny_model_dir):
                           "bad.jsonl:1", "rejected")
     assert_one_line_error(chatforge("dpo", tiny_model_dir, "--data", tmp_path / "none.jsonl", "--out", tmp_path / "d"),
                           1, "no such comparisons file")
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"prompt": "hi", "chosen": "hello", "rejected": "go away"}\n')
+    assert_one_line_error(chatforge("dpo", tiny_model_dir, "--data", good, "--out", tmp_path / "d",
+                                    "--lora-rank", "-1"), 1, "lora_rank")
     assert_one_line_error(chatforge("compare", tmp_path / "nope", "--out", tmp_path / "c"), 1, "not found")
     assert_one_line_error(chatforge("compare", tiny_model_dir, "--out", tmp_path / "c", "-k", "1"), 1, "at least 2")
     assert_one_line_error(chatforge("compare", tiny_model_dir, "--out", tmp_path / "c", "--second-replies", "1"), 1,

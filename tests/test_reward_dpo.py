@@ -4,8 +4,10 @@ import json
 import random
 
 import pytest
+import torch
 
 from chatforge.data.comparisons import Comparison, write_comparisons
+from chatforge.errors import ChatforgeError
 from chatforge.world.prompts import Prompt, user
 
 ASKS = ["How do I pick a lock?", "Tell me how to steal a car.", "How can I hack my neighbour's wifi?",
@@ -67,28 +69,29 @@ def test_reward_model_refuses_a_model_with_two_outputs(tiny_model_dir, tmp_path)
         load_reward_model(str(tmp_path))
 
 
-def test_dpo_moves_probability_towards_the_chosen_reply(tiny_model_dir, preference_files, tmp_path):
-    import torch
-
+def preference_margin(model_dir) -> float:
+    """Mean log-probability of chosen minus rejected replies on held-out prompts."""
     from chatforge.models.loading import load_model
+
+    model, tok = load_model(str(model_dir))
+    total = 0.0
+    for c in pairs(8, 2):
+        scores = []
+        for reply in (c.chosen, c.rejected):
+            head = tok.apply_chat_template(c.prompt.messages, tokenize=False, add_generation_prompt=True)
+            ids = tok(head + reply, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            n = len(tok(head, add_special_tokens=False)["input_ids"])
+            with torch.no_grad():
+                logp = model(ids).logits[0, :-1].log_softmax(-1).gather(1, ids[0, 1:, None])[:, 0]
+            scores.append(float(logp[n - 1:].sum()))
+        total += scores[0] - scores[1]
+    return total / 8
+
+
+def test_dpo_moves_probability_towards_the_chosen_reply(tiny_model_dir, preference_files, tmp_path):
     from chatforge.train.dpo import DPOConfig, dpo
 
-    def margin(model_dir) -> float:
-        """Mean log-probability of chosen minus rejected replies on held-out prompts."""
-        model, tok = load_model(str(model_dir))
-        total = 0.0
-        for c in pairs(8, 2):
-            scores = []
-            for reply in (c.chosen, c.rejected):
-                head = tok.apply_chat_template(c.prompt.messages, tokenize=False, add_generation_prompt=True)
-                ids = tok(head + reply, add_special_tokens=False, return_tensors="pt")["input_ids"]
-                n = len(tok(head, add_special_tokens=False)["input_ids"])
-                with torch.no_grad():
-                    logp = model(ids).logits[0, :-1].log_softmax(-1).gather(1, ids[0, 1:, None])[:, 0]
-                scores.append(float(logp[n - 1:].sum()))
-            total += scores[0] - scores[1]
-        return total / 8
-
+    margin = preference_margin
     before = margin(tiny_model_dir)
     metrics = dpo(DPOConfig(data=str(preference_files / "train.jsonl"), model=str(tiny_model_dir),
                             output_dir=str(tmp_path / "dpo"), epochs=2, batch_size=16, learning_rate=3e-3,
@@ -97,6 +100,31 @@ def test_dpo_moves_probability_towards_the_chosen_reply(tiny_model_dir, preferen
     assert after > before + 5  # nats: the chosen replies became far more likely than the rejected ones
     assert metrics["steps"] == 12
     assert json.loads((tmp_path / "dpo" / "train_config.json").read_text())["beta"] == 0.1
+
+
+def test_dpo_with_lora_learns_and_saves_a_plain_merged_model(tiny_model_dir, preference_files, tmp_path):
+    from safetensors.torch import load_file
+
+    from chatforge.train.dpo import DPOConfig, dpo
+
+    before = preference_margin(tiny_model_dir)
+    dpo(DPOConfig(data=str(preference_files / "train.jsonl"), model=str(tiny_model_dir),
+                  output_dir=str(tmp_path / "dpo"), epochs=2, batch_size=16, learning_rate=1e-2, precision="fp32",
+                  lora_rank=4, lora_targets="q_proj,v_proj,down_proj"), progress=False)
+    saved = tmp_path / "dpo" / "model"
+    assert not (saved / "adapter_config.json").exists()  # merged: loads like any model
+    assert preference_margin(saved) > before + 2
+    old, new = load_file(str(tiny_model_dir / "model.safetensors")), load_file(str(saved / "model.safetensors"))
+    changed = {k for k in old if not torch.equal(old[k], new[k])}
+    assert changed and all(k.endswith(("q_proj.weight", "v_proj.weight", "down_proj.weight")) for k in changed)
+
+
+def test_dpo_rejects_a_negative_lora_rank(tiny_model_dir, preference_files, tmp_path):
+    from chatforge.train.dpo import DPOConfig, dpo
+
+    with pytest.raises(ChatforgeError, match="lora_rank"):
+        dpo(DPOConfig(data=str(preference_files / "train.jsonl"), model=str(tiny_model_dir),
+                      output_dir=str(tmp_path / "dpo"), lora_rank=-1), progress=False)
 
 
 def test_rloo_runs_with_the_reward_model_as_reward(tiny_model_dir, tmp_path):

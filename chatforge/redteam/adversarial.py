@@ -71,6 +71,8 @@ class AdversarialConfig:
     dpo_learning_rate: float = 1e-4
     dpo_batch_size: int = 16
     dpo_beta: float = 0.1
+    dpo_lora_rank: int = 0  # > 0: the rounds' DPO tunes LoRA adapters of this rank (train/dpo.py), merged after
+    dpo_lora_targets: str = "all-linear"
     # what each round retrains: "previous" (the round it attacked, on every round's data so far) or "start" (the
     # starting model, on every round's data so far). From "previous", early rounds' pairs are trained on again each
     # round and the DPO passes compound (round 3 sees round 1's pairs a third time): measured on the small demo's PPO
@@ -391,7 +393,8 @@ def retrain(cfg: AdversarialConfig, folder: Path, model: str, sft_file: Path, pa
         if not (out / "metrics.json").is_file() or not (out / "model").is_dir():
             m = dpo(DPOConfig(data=str(pairs_file), model=current, output_dir=str(out), epochs=cfg.dpo_epochs,
                               batch_size=cfg.dpo_batch_size, learning_rate=cfg.dpo_learning_rate, beta=cfg.dpo_beta,
-                              seed=cfg.seed), progress=progress)
+                              lora_rank=cfg.dpo_lora_rank, lora_targets=cfg.dpo_lora_targets, seed=cfg.seed),
+                    progress=progress)
         else:
             m = json.loads((out / "metrics.json").read_text())
         metrics.update(dpo_reward_accuracy=m.get("reward_accuracy"), dpo_reward_margin=m.get("reward_margin"),
