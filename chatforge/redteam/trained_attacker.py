@@ -59,6 +59,9 @@ class AttackerTrainConfig:
     novelty: float = 0.5  # weight of the distance bonus on a success
     valid: float = 0.05  # reward for a completion that parses into a wrapper
     shots: int = 4
+    # LMAttacker's: lines of freely written documents as extra seeds, and the first words of a shot opening each turn
+    document_seeds: int = 512
+    lead_words: int = 3
     epochs: float = 1.0  # unused: `steps` bounds the run (kept for the shared Trainer arguments)
     warmup: float = 0.0
     weight_decay: float = 0.0
@@ -103,8 +106,9 @@ class AttackReward:
 
     def __call__(self, prompts, completions, trainer_state=None, **_) -> list[float]:
         step = trainer_state.global_step if trainer_state is not None else 0
-        attacks = [self.attack(c if isinstance(c, str) else c[-1]["content"], step, i)
-                   for i, c in enumerate(completions)]
+        attacks = [self.attack(self.writer.lead_of(p if isinstance(p, str) else p[-1]["content"])
+                               + (c if isinstance(c, str) else c[-1]["content"]), step, i)
+                   for i, (p, c) in enumerate(zip(prompts, completions))]
         fresh = list({a.id: a for a in attacks if a is not None and a.id not in self.known}.values())
         if fresh:
             seeds = [attack_seed(self.campaign, a.id) for a in fresh]
@@ -153,7 +157,8 @@ def train_attacker(cfg: AttackerTrainConfig, target, judge, progress: bool = Tru
 
     model, tok = load_model(cfg.model, train=True)
     model.train()
-    writer = LMAttacker((model, tok), name=NAME, shots=cfg.shots, max_new_tokens=cfg.max_new_tokens)
+    writer = LMAttacker((model, tok), name=NAME, shots=cfg.shots, max_new_tokens=cfg.max_new_tokens,
+                        document_seeds=cfg.document_seeds, lead_words=cfg.lead_words)
     rng = random.Random(cfg.seed)
     prompts = [{"prompt": writer.few_shot(rng)} for _ in range(cfg.steps * cfg.batch_size // cfg.num_generations)]
     journal = Journal(out / "attacks.jsonl")
