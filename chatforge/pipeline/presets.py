@@ -75,9 +75,10 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # samples_per_prompt 4 (RLOO's baseline on the scores), on the 17:34 demo's models: 0.500 (beta 0.2), 0.520
         # (beta 0.1: 23 W / 8 L, small talk -4.0), 0.501 (beta 0.05: ambiguous -8.1), 0.500 (beta 0.1, 60 steps)
         # The gate is off here (the reward stage still fits and reports it; `likelihood_gate: true` turns it on): with
-        # it, PPO's known-fact accuracy rose 90 -> 97.5 on the eval's 40 but any DPO step from that model (even 12
-        # benign pairs at 3e-5) took those prompts back, so the adversarial rounds failed their known-fact check
-        # (-7.5; 2026-11-27 evening, README), and PPO's win rate was the same without it (0.518 vs 0.516).
+        # it, PPO's known-fact accuracy rose 90 -> 97.5 on the eval's 40 but any DPO step from that model (12 benign
+        # pairs alone at 1e-4; round 1's 36 pairs at 3e-5 took one) took those prompts back, so the rounds failed their
+        # known-fact check (-7.5; 2026-11-27 evening, README), and PPO's win rate was the same without it (0.518 vs
+        # 0.516)
         # bench/bon_frontier.py: no PPO setting can reach 0.65 on this reward, gated or not (best of n peaks at 0.54)
         "ppo": {"steps": 30, "rollout_batch_size": 64, "minibatch_size": 16, "ppo_epochs": 2, "learning_rate": 5e-5,
                 "kl_coef": 0.2, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10, "likelihood_gate": False},
