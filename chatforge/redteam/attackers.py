@@ -216,9 +216,7 @@ class LMAttacker(Attacker):
         """`n` documents the LM writes from a document start, as in pretraining (96 tokens at most)."""
         from chatforge.models.markup import DOC_END
 
-        rollout = self.sample([DOC_END] * n, seed, max_new_tokens=96)
-        tokens = rollout.tokens.masked_fill(rollout.mask == 0, self.tok.pad_token_id)
-        return self.tok.batch_decode(tokens, skip_special_tokens=True)
+        return self.continuations([DOC_END] * n, seed, max_new_tokens=96)
 
     def seed_from_documents(self, n: int, seed: int = 0) -> None:
         """Add to the seed pool every line of `n` freely written documents that parses as an attack."""
@@ -258,12 +256,15 @@ class LMAttacker(Attacker):
                       max_new_tokens or self.max_new_tokens, self.temperature, self.top_p, self.stop,
                       self.tok.pad_token_id, seed)
 
+    def continuations(self, prompts: list[str], seed: int, max_new_tokens: int | None = None) -> list[str]:
+        """What the LM wrote after each prompt, as text."""
+        rollout = self.sample(prompts, seed, max_new_tokens)
+        tokens = rollout.tokens.masked_fill(rollout.mask == 0, self.tok.pad_token_id)
+        return self.tok.batch_decode(tokens, skip_special_tokens=True)
+
     def write(self, prompts: list[str], seed: int) -> list[str]:
         """The attacker's text for each prompt: the words its user turn opened with, then what the LM wrote."""
-        rollout = self.sample(prompts, seed)
-        tokens = rollout.tokens.masked_fill(rollout.mask == 0, self.tok.pad_token_id)
-        return [self.lead_of(p) + text for p, text in zip(prompts, self.tok.batch_decode(tokens,
-                                                                                          skip_special_tokens=True))]
+        return [self.lead_of(p) + text for p, text in zip(prompts, self.continuations(prompts, seed))]
 
     def parse(self, text: str) -> str | None:
         """The wrapper: the text with the world request it names, or else the clause after its request cue
