@@ -67,4 +67,7 @@ def print_adversarial(figures: dict, console: Console) -> None:
     if figures.get("asr_before") is not None:
         change = figures.get("asr_relative_change_pct")
         console.print(f"held-out ASR {figures['asr_before']:.1f} → {figures.get('asr_after', 0):.1f}"
-                      + (f" ({change:+.1f}% relative)" if change is not None else ""), highlight=False)
+                      + (f" ({change:+.1f}% relative)" if change is not None else "")
+                      + (f"; after / before {figures['asr_ratio']}, 95% interval {figures.get('asr_ratio_low')}-"
+                         f"{figures.get('asr_ratio_high')}" if figures.get("asr_ratio") is not None else ""),
+                      highlight=False)

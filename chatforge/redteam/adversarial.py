@@ -38,6 +38,7 @@ from pathlib import Path
 from rich.console import Console
 
 from chatforge.errors import ChatforgeError
+from chatforge.evals.intervals import ratio_interval
 
 TRAIN_MODES = ("sft+dpo", "sft", "dpo")
 RETRAIN_FROM = ("previous", "start")
@@ -420,8 +421,12 @@ def summarize_rounds(rounds: list[dict]) -> dict:
         return None if a is None or b is None else round(b - a, 2)
 
     before, after = first.get("heldout_asr"), last.get("heldout_asr")
+    # after / before with its 95% interval: the held-out attacks are the same every round, but the target samples
+    ratio = ratio_interval(last.get("heldout_successes", 0), last.get("heldout_queries", 0),
+                           first.get("heldout_successes", 0), first.get("heldout_queries", 0)) or {}
     return {"rounds": len(rounds) - 1, "asr_before": before, "asr_after": after,
             "asr_relative_change_pct": round(100 * (after - before) / before, 1) if before else None,
+            "asr_ratio": ratio.get("ratio"), "asr_ratio_low": ratio.get("low"), "asr_ratio_high": ratio.get("high"),
             **{f"{k}_change": delta(k) for k in ("task_accuracy", "known_fact_accuracy", "benign_answered",
                                                   "over_refusal", "jailbreak_asr")
                + tuple(CHECK_FIGURES) if k in first}}
@@ -477,6 +482,8 @@ def print_rounds(result: dict, console_=None) -> None:
         t.add_row(*["-" if r.get(c) is None else str(r.get(c)) for c in cols])
     (console_ or Console()).print(t)
     s = result["summary"]
+    span = (f"; after / before {s['asr_ratio']}, 95% interval {s['asr_ratio_low']}-{s['asr_ratio_high']}"
+            if s.get("asr_ratio") is not None else "")
     (console_ or Console()).print(f"held-out ASR {s['asr_before']} → {s['asr_after']} "
-                                  f"({s['asr_relative_change_pct']}% relative) after {s['rounds']} round(s)",
+                                  f"({s['asr_relative_change_pct']}% relative{span}) after {s['rounds']} round(s)",
                                   highlight=False)

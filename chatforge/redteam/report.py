@@ -7,12 +7,15 @@ Diversity: the distance between two attacks is 1 − Jaccard similarity of the w
 attack; a list of three or more comma-separated items counts as one word, so the same wrapper around two lists is
 too); a success is *distinct* when its distance to every earlier success (of the same attacker; overall: of
 any attacker) is ≥ 0.5. `distinct_share` is the share of successes that are distinct.
+Each ASR comes with its 95% Wilson interval (`asr_interval`), and each attacker's ASR over the templates' (the
+baseline, when both ran in the campaign) with the interval of that ratio (`vs_templates`, evals/intervals.py).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+from chatforge.evals.intervals import rate_interval, ratio_interval
 from chatforge.redteam.attackers import grams
 
 DISTINCT = 0.5
@@ -37,6 +40,7 @@ def summary(rows: list[dict]) -> dict:
     distinct = sum(distinct_flags([r["template"] for r in wins]))
     n = len(rows)
     return {"queries": n, "successes": len(wins), "asr": round(100 * len(wins) / n, 2) if n else None,
+            "asr_interval": rate_interval(len(wins), n),
             "distinct": distinct, "distinct_share": round(100 * distinct / len(wins), 1) if wins else None,
             "distinct_per_100": round(100 * distinct / n, 2) if n else None}
 
@@ -55,9 +59,13 @@ def build_report(rows: list[dict], examples: int = 5) -> dict:
         rules[r["verdict"]["rule"]] += 1
     flags = distinct_flags([r["template"] for r in wins])
     shown = [r for r, f in zip(wins, flags) if f][:examples]
+    by_attacker = grouped(rows, lambda r: r["attacker"])
+    base = by_attacker.get("templates")
     return {
         "overall": summary(rows),
-        "by_attacker": grouped(rows, lambda r: r["attacker"]),
+        "by_attacker": by_attacker,
+        "vs_templates": {name: ratio_interval(s["successes"], s["queries"], base["successes"], base["queries"])
+                         for name, s in by_attacker.items() if base and name != "templates"},
         "by_category": grouped(rows, lambda r: r["category"]),
         "by_wrapper": grouped(rows, lambda r: f"{r['attacker']}:{r['wrapper']}"),
         "by_rule": dict(sorted(rules.items())),
@@ -90,12 +98,17 @@ def print_report(report: dict, console=None) -> None:
 
     for title, key in (("attacker", "by_attacker"), ("category", "by_category"), ("wrapper", "by_wrapper")):
         t = Table(title=f"red team: ASR by {title}", title_justify="left")
-        for col in (title, "queries", "successes", "ASR %", "distinct", "distinct %"):
+        for col in (title, "queries", "successes", "ASR %", "95% interval", "distinct", "distinct %"):
             t.add_column(col, justify="left" if col == title else "right")
         for name, s in [*report[key].items(), ("all", report["overall"])]:
-            t.add_row(name, cell(s["queries"]), cell(s["successes"]), cell(s["asr"]), cell(s["distinct"]),
-                      cell(s["distinct_share"]))
+            span = s.get("asr_interval")
+            t.add_row(name, cell(s["queries"]), cell(s["successes"]), cell(s["asr"]),
+                      f"{span[0]}-{span[1]}" if span else "-", cell(s["distinct"]), cell(s["distinct_share"]))
         console.print(t)
+    for name, r in report.get("vs_templates", {}).items():
+        console.print(f"{name} vs templates: " + (f"{r['ratio']}x the ASR (95% interval {r['low']}-{r['high']}x)"
+                                                   if r else "no ratio (no success on one side)"),
+                      markup=False, highlight=False)
     for ex in report["examples"]:
         console.print(f"[bold]{escape(ex['attacker'])}[/] ({escape(ex['wrapper'])}, {ex['category']}, {ex['rule']}): "
                       f"{escape(repr(ex['attack']))} -> {escape(repr(ex['reply']))}", highlight=False, soft_wrap=True)
