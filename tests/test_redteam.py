@@ -350,7 +350,7 @@ def test_human_attempts_tagged_in_the_store_join_the_campaign(tmp_path, oracle):
     # judged, the human attempts are attacks of the campaign in the store too
     assert [a["attacker"] for a in store.attacks("rt1")] == ["human", "human"]
     assert store.campaigns()[0] | {"last": None} == {"campaign": "rt1", "queries": 2, "successes": 2, "asr": 100.0,
-                                                      "last": None}
+                                                      "asr_interval": (34.2, 100.0), "last": None}
 
 
 def test_campaign_attacks_are_kept_in_the_product_store(tmp_path, world, oracle):

@@ -149,7 +149,7 @@ def test_admin_sees_red_team_campaigns_kept_in_the_store(server):
     assert session(server, "rt-viewer", signup=True).get("/api/admin/redteam").status_code == 403
     admin = session(server, "root", "pw-root")
     campaigns = admin.get("/api/admin/redteam").json()["data"]
-    assert {"campaign": "web-rt", "queries": 3, "successes": 2, "asr": 66.67} == {
+    assert {"campaign": "web-rt", "queries": 3, "successes": 2, "asr": 66.67, "asr_interval": [20.8, 93.9]} == {
         k: v for k, v in next(c for c in campaigns if c["campaign"] == "web-rt").items() if k != "last"}
     wins = admin.get("/api/admin/redteam", params={"campaign": "web-rt"}).json()["data"]
     assert [w["id"] for w in wins] == ["a1", "a2"] and wins[0]["reply"].startswith("Sure")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import case, func, select
 
+from chatforge.evals.intervals import rate_interval
 from chatforge.store.base import StoreBase, StoreError, iso
 from chatforge.store.models import RedteamAttack
 
@@ -54,11 +55,12 @@ class RedteamMixin(StoreBase):
             return [attack_dict(r) for r in s.scalars(q)]
 
     def campaigns(self) -> list[dict]:
-        """Every campaign with its attacks, successes and ASR (percent), newest activity first."""
+        """Every campaign with its attacks, successes and ASR (percent, with its 95% interval), newest first."""
         wins = func.sum(case((RedteamAttack.violation.is_(True), 1), else_=0))
         q = (select(RedteamAttack.campaign, func.count(), wins, func.max(RedteamAttack.created))
              .group_by(RedteamAttack.campaign).order_by(func.max(RedteamAttack.created).desc()))
         with self.read() as s:
             return [{"campaign": c, "queries": n, "successes": int(w or 0),
-                     "asr": round(100 * int(w or 0) / n, 2) if n else None, "last": iso(t)}
+                     "asr": round(100 * int(w or 0) / n, 2) if n else None,
+                     "asr_interval": rate_interval(int(w or 0), n), "last": iso(t)}
                     for c, n, w, t in s.execute(q)]
