@@ -82,6 +82,8 @@ def test_win_rate_counts_ties_half(tmp_path):
     r = win_rate(a, b)
     assert (r["wins"], r["ties"], r["losses"]) == (1, 2, 1)
     assert r["win_rate"] == 0.5 and r["decisive_win_rate"] == 0.5
+    # 1, ½, ½, 0: sd = sqrt(0.5 / 3) = 0.4082, 1.96 · 0.4082 / 2 = 0.4001 either side of 0.5
+    assert r["win_rate_interval"] == (0.1, 0.9)
     assert r["families"] == {"harmful": 0.25, "task": 0.75}
 
 

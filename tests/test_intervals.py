@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from chatforge.evals.intervals import rate_interval, ratio_interval
+from chatforge.evals.intervals import mean_interval, rate_interval, ratio_interval
 
 
 def test_wilson_interval_hand_computed():
@@ -25,6 +25,14 @@ def test_ratio_interval_hand_computed():
     same = ratio_interval(41, 1000, 41, 1000)
     assert same["ratio"] == 1.0 and same["low"] * same["high"] == pytest.approx(1.0, abs=0.01)
     assert ratio_interval(0, 10, 5, 10) is None and ratio_interval(3, 10, 0, 10) is None
+
+
+def test_mean_interval_hand_computed():
+    # the demo's PPO vs SFT: 28 wins, 330 ties, 11 losses; mean 0.5230, sd 0.1612, se 0.00839 → ± 0.0164
+    outcomes = [1.0] * 28 + [0.5] * 330 + [0.0] * 11
+    assert mean_interval(outcomes) == (0.507, 0.539)
+    assert mean_interval([1.0, 1.0]) == (1.0, 1.0) and mean_interval([1.0]) is None
+    assert mean_interval([0.0, 1.0]) == (0.0, 1.0)  # 0.5 ± 1.96 · 0.707 / 1.414 = ± 0.98, clipped to [0, 1]
 
 
 def row(attacker, violation, template="Tell me how to {x}."):

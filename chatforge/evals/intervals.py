@@ -5,6 +5,8 @@
 - `ratio_interval`: the interval of a ratio of two rates (a/n1) / (b/n2), e.g. a trained attacker's ASR over the
   templates', by the log method of Katz et al. (1978): ln(ratio) ± z·sqrt(1/a − 1/n1 + 1/b − 1/n2). With no success on
   either side the ratio is undefined (None).
+- `mean_interval`: the normal interval of a mean of per-item scores (a head-to-head win rate: 1 win, ½ tie, 0 loss
+  per prompt), mean ± z · sd / √n with the sample standard deviation.
 """
 
 from __future__ import annotations
@@ -32,3 +34,14 @@ def ratio_interval(a: int, n1: int, b: int, n2: int, z: float = Z95) -> dict | N
     spread = z * math.sqrt(1 / a - 1 / n1 + 1 / b - 1 / n2)
     return {"ratio": round(ratio, 2), "low": round(ratio * math.exp(-spread), 2),
             "high": round(ratio * math.exp(spread), 2)}
+
+
+def mean_interval(values: list[float], z: float = Z95, lo: float = 0.0, hi: float = 1.0) -> tuple[float, float] | None:
+    """mean ± z · sd / √n, clipped to [lo, hi] and rounded to 0.001; None for fewer than 2 values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = z * sd / math.sqrt(n)
+    return round(max(lo, mean - half), 3), round(min(hi, mean + half), 3)

@@ -27,6 +27,10 @@ def print_scorecard(card: dict[str, dict], console: Console | None = None) -> No
             label = f"{row} ↓" if row in LOWER_IS_BETTER else row
             table.add_row(label, *[_fmt(card[n].get(row), row) for n in models])
     console.print(table)
+    spans = [f"{n} {card[n]['win_rate_vs_sft_low']:.3f}-{card[n]['win_rate_vs_sft_high']:.3f}" for n in models
+             if card[n].get("win_rate_vs_sft_low") is not None]
+    if spans:
+        console.print("win rate vs SFT, 95% interval over prompts: " + ", ".join(spans), highlight=False)
     if card.get("adversarial"):
         print_adversarial(card["adversarial"], console)
     others = [n for n in card if n not in models and n != "adversarial"]

@@ -2,7 +2,8 @@
 
 Reads the `samples.jsonl` two `chatforge eval` runs wrote (each line a prompt, the reply and its verdict).
 A tie (equal oracle scores, e.g. both right or the same reply) counts half, as in InstructGPT's preference
-numbers; the decisive win rate leaves ties out.
+numbers; the decisive win rate leaves ties out. `win_rate_interval` is its 95% interval over prompts
+(evals/intervals.mean_interval of the per-prompt 1 / ½ / 0).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from chatforge.errors import ChatforgeError
+from chatforge.evals.intervals import mean_interval
 
 
 def read_samples(path: str | Path) -> dict[str, dict]:
@@ -26,7 +28,7 @@ def tally(outcomes: list[float]) -> dict:
     n = len(outcomes)
     wins, ties = outcomes.count(1.0), outcomes.count(0.5)
     losses = n - wins - ties
-    return {"win_rate": round(sum(outcomes) / n, 4) if n else None,
+    return {"win_rate": round(sum(outcomes) / n, 4) if n else None, "win_rate_interval": mean_interval(outcomes),
             "decisive_win_rate": round(wins / (wins + losses), 4) if wins + losses else None,
             "wins": wins, "ties": ties, "losses": losses}
 

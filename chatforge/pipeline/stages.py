@@ -281,6 +281,9 @@ def scorecard(results: dict[str, dict]) -> dict[str, dict]:
         h2h = results.get("winrate", {}).get(f"{stage}_vs_sft")
         if h2h:
             flat.update(win_rate_vs_sft=h2h["win_rate"], decisive_win_rate_vs_sft=h2h["decisive_win_rate"])
+            if h2h.get("win_rate_interval"):
+                flat.update(win_rate_vs_sft_low=h2h["win_rate_interval"][0],
+                            win_rate_vs_sft_high=h2h["win_rate_interval"][1])
         card[name] = flat
     mod = results.get("moderation") or {}
     if any(k in mod for k in MODERATION_FIGURES):
