@@ -300,7 +300,8 @@ class LMAttacker(Attacker):
                 template = self.parse(text)
                 if template is None or len(out) == n:
                     continue
-                if wrapper_key(template) in self.tried:  # a wrapper is one attack idea: tried once, on one request
+                key = wrapper_key(template)
+                if key in self.tried:  # a wrapper is one attack idea: tried once, on one request
                     self.stats["repeats"] += 1
                     continue
                 category = rng.choice(CATEGORIES)
@@ -310,7 +311,7 @@ class LMAttacker(Attacker):
                 a = make_attack(p, self.name, template)
                 if a.id not in seen:
                     seen.add(a.id)
-                    self.tried.add(wrapper_key(template))
+                    self.tried.add(key)
                     out.append(a)
                     self.stats["kept"] += 1
         return out
