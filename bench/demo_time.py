@@ -5,6 +5,10 @@
 Runs the demo in a fresh run directory as a child process and reports wall time, peak RSS, seconds per stage
 (from run.json), and how much CPU *other* processes used meanwhile (from /proc/stat): on a shared 2-core
 machine a contaminated figure then shows itself. The package install is not included.
+
+`rlhf_s` is the part the RLHF issue bounds (world → PPO → eval: every stage but the moderation classifier, the
+red-team campaign and the adversarial rounds, which `safety_s` sums); `cpu` names the processor, since the same
+demo takes ~1.1-2× as long on one machine kind as on another (README, Figures).
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+SAFETY_STAGES = ("moderation", "redteam", "adversarial")
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def cpu_jiffies() -> tuple[int, int]:
@@ -51,7 +64,9 @@ def one_run(preset: str, threads: int, keep: Path | None = None) -> dict:
         machine_busy = (busy - before_busy) / hz
         stages = {k: v["seconds"] for k, v in json.loads((run_dir / "run.json").read_text())["stages"].items()}
         card = json.loads((run_dir / "scorecard.json").read_text())
-        return {"wall_s": round(wall, 1), "peak_rss_mb": round(after.ru_maxrss / 1024), "stages_s": stages,
+        safety = sum(v for k, v in stages.items() if k in SAFETY_STAGES)
+        return {"wall_s": round(wall, 1), "rlhf_s": round(sum(stages.values()) - safety, 1),
+                "safety_s": round(safety, 1), "peak_rss_mb": round(after.ru_maxrss / 1024), "stages_s": stages,
                 "our_cpu_s": round(ours, 1), "other_cpu_s": round(max(machine_busy - ours, 0.0), 1),
                 "scorecard": card}
 
@@ -65,7 +80,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="run in this (new) directory and keep it")
     args = ap.parse_args()
     runs = [one_run(args.preset, args.threads, args.keep if args.repeats == 1 else None) for _ in range(args.repeats)]
-    summary = {"preset": args.preset, "cores": os.cpu_count(), "runs": runs,
+    summary = {"preset": args.preset, "cores": os.cpu_count(), "cpu": cpu_model(), "runs": runs,
                "median_wall_s": statistics.median(r["wall_s"] for r in runs),
                "max_peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
     print(json.dumps(summary, indent=2))

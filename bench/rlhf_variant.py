@@ -109,6 +109,8 @@ def main() -> None:
         mine, theirs = results.get(stage, {}), metrics(run, stage)
         figures[stage] = {k: [mine.get(k), theirs.get(k)] for k in keys}
     for name, wr in results.get("winrate", {}).items():
+        if "win_rate" not in wr:  # the served evals' own scores (served_sft, ...), not a head-to-head
+            continue
         theirs = metrics(run, "winrate").get(name, {})
         figures[name] = {"win_rate": [wr["win_rate"], theirs.get("win_rate")],
                          "wins_ties_losses": [wr["wins"], wr["ties"], wr["losses"]]}

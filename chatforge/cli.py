@@ -303,7 +303,12 @@ def eval_(model: str = typer.Argument(..., help="Model directory or hub id."),
           json_path: Optional[Path] = typer.Option(None, "--json", help="Write the metrics here as JSON."),
           world: Optional[str] = typer.Option(None, help="World preset, run dir or world dir (default: the model's)."),
           samples: Optional[Path] = typer.Option(None, help="Write every prompt, reply and verdict as JSONL."),
-          max_new_tokens: int = typer.Option(48)):
+          max_new_tokens: int = typer.Option(48),
+          temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy; e.g. 0.8 to score the model as the "
+                                            "web chat samples it."),
+          top_p: float = typer.Option(1.0, min=0.0, max=1.0), seed: int = typer.Option(0),
+          samples_per_prompt: int = typer.Option(1, min=1, help="Sampled replies per prompt (with --temperature); "
+                                                 "rates are over all of them.")):
     """Score a model on the held-out split with the oracle: per behaviour, family and criterion."""
     from chatforge.evals.heldout import evaluate, resolve_world
     from chatforge.evals.scorecard import print_scorecard
@@ -311,8 +316,9 @@ def eval_(model: str = typer.Argument(..., help="Model directory or hub id."),
     from chatforge.models.loading import check_model_dir
 
     check_model_dir(model)
-    metrics = evaluate(model, resolve_world(model, world), SamplingConfig(max_new_tokens=max_new_tokens),
-                       samples_path=samples)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    metrics = evaluate(model, resolve_world(model, world), sampling, samples_path=samples,
+                       samples_per_prompt=samples_per_prompt)
     _save_json(metrics, json_path)
     print_scorecard({Path(model).name or model: metrics}, out)
 

@@ -87,6 +87,23 @@ def test_win_rate_counts_ties_half(tmp_path):
     assert r["families"] == {"harmful": 0.25, "task": 0.75}
 
 
+def test_win_rate_pairs_sampled_replies_draw_by_draw(tmp_path):
+    def samples(name, scores):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"family": "task", "messages": [user(str(i % 2))], "sample": i // 2,
+                                            "verdict": {"score": s}}) + "\n" for i, s in enumerate(scores)))
+        return path
+
+    # two prompts, two draws each: prompt 0 draw 0 1 vs 0 (win), prompt 1 draw 0 0 vs 0 (tie), prompt 0 draw 1
+    # 0 vs 1 (loss), prompt 1 draw 1 1 vs 0 (win): 2.5 / 4
+    r = win_rate(samples("a", [1.0, 0.0, 0.0, 1.0]), samples("b", [0.0, 0.0, 1.0, 0.0]))
+    assert (r["wins"], r["ties"], r["losses"]) == (2, 1, 1)
+    assert r["win_rate"] == 0.625 and r["prompts"] == 2 and r["pairs"] == 4
+    # the interval is over the 2 prompts' means, ½ and ¾, not over the 4 draws: sd = 0.1768, 1.96 · 0.1768 / √2
+    # = 0.245 either side of 0.625
+    assert r["win_rate_interval"] == (0.38, 0.87)
+
+
 def test_rating_is_deterministic_per_chunk(world):
     from chatforge.data.collect import rate
 

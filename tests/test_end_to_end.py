@@ -81,6 +81,23 @@ def test_eval_and_chat_on_a_tiny_model(tiny_model_dir, tmp_path):
                                         "benign_scary", "jailbreak", "multi_turn", "small_talk"}
     samples = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert len(samples) == metrics["prompts"] and all("verdict" in s for s in samples)
+    # as a sampling server meets it: 2 replies per prompt at T=0.8, each row numbered, rates over all of them; the
+    # same seed draws the same replies
+    for name in ("t1", "t2"):
+        r = chatforge("eval", tiny_model_dir, "--json", tmp_path / f"{name}.json",
+                      "--samples", tmp_path / f"{name}.jsonl", "--max-new-tokens", 8, "--temperature", 0.8,
+                      "--top-p", 0.95, "--samples-per-prompt", 2)
+        assert r.returncode == 0, r.stderr[-2000:]
+    sampled = json.loads((tmp_path / "t1.json").read_text())
+    assert sampled["prompts"] == metrics["prompts"] and sampled["samples_per_prompt"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "t1.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * metrics["prompts"] and sorted({row["sample"] for row in rows}) == [0, 1]
+    assert rows[0]["messages"] == rows[metrics["prompts"]]["messages"]
+    assert (tmp_path / "t1.jsonl").read_text() == (tmp_path / "t2.jsonl").read_text()
+    r = chatforge("winrate", tmp_path / "t1.jsonl", tmp_path / "t2.jsonl")
+    assert r.returncode == 0 and json.loads(r.stdout)["ties"] == 2 * metrics["prompts"]
+    r = chatforge("eval", tiny_model_dir, "--samples-per-prompt", 2)
+    assert r.returncode == 1 and "need a temperature above 0" in r.stderr and "Traceback" not in r.stderr
     r = chatforge("chat", tiny_model_dir, "-m", "Hello!", "--max-new-tokens", 5, "--seed", 1)
     assert r.returncode == 0 and r.stdout.strip() == r.stdout.strip()  # one reply, printed
     same = chatforge("chat", tiny_model_dir, "-m", "Hello!", "--max-new-tokens", 5, "--seed", 1)
@@ -132,6 +149,11 @@ def test_demo_tiny_runs_the_loop_and_skips_finished_stages(tmp_path):
     for stage in stages:
         assert (run / stage / "DONE").is_file() and (run / stage / "stage.json").is_file()
     assert (run / "ppo" / "overoptimisation.png").is_file() and (run / "reward" / "reward_distribution.png").is_file()
+    # the head-to-head also on replies sampled as the web chat samples them
+    served = json.loads((run / "winrate" / "report.json").read_text())
+    assert 0 <= served["ppo_vs_sft_served"]["win_rate"] <= 1 and served["served_sft"]["temperature"] == 0.8
+    assert card["ppo"]["served_win_rate_vs_sft"] == served["ppo_vs_sft_served"]["win_rate"]
+    assert (run / "winrate" / "served-ppo.jsonl").is_file() and "served_oracle_score" in card["sft"]
     # every model is in the registry with its lineage: ppo ← sft ← midtrain ← base
     shown = chatforge("models", "show", "ppo")
     assert shown.returncode == 0

@@ -39,14 +39,24 @@ def read_world_config(path: Path) -> WorldConfig:
 
 
 def evaluate(model_path: str, world_cfg: WorldConfig, sampling: SamplingConfig | None = None,
-             samples_path: Path | None = None, progress: bool = True, label: str | None = None) -> dict:
+             samples_path: Path | None = None, progress: bool = True, label: str | None = None,
+             samples_per_prompt: int = 1) -> dict:
+    """The oracle's scores of the model's replies to every held-out prompt. Greedy by default; with a temperature
+    and `samples_per_prompt` n, n sampled replies per prompt (each row of the samples file carries its `sample`
+    index), and every rate is then over all n × prompts replies: the model as users of a sampling server meet it."""
     from chatforge.models.loading import load_model
     from chatforge.train.progress import progress_bar
 
-    world = World(world_cfg)
-    prompts = world.eval_prompts()
-    model, tok = load_model(model_path)
     sampling = sampling or SamplingConfig(max_new_tokens=48)
+    if samples_per_prompt < 1:
+        raise ChatforgeError(f"samples per prompt must be at least 1, not {samples_per_prompt}")
+    if samples_per_prompt > 1 and sampling.temperature <= 0:
+        raise ChatforgeError("several samples per prompt need a temperature above 0 (greedy replies are all alike)")
+    world = World(world_cfg)
+    # sample i of every prompt comes from the same random stream for every model evaluated with the same seed
+    # (reply() orders and seeds batches by the prompts alone), so a head-to-head pairs like draws with like
+    prompts = world.eval_prompts() * samples_per_prompt
+    model, tok = load_model(model_path)
     bar = progress_bar() if progress else None
     if bar:
         bar.start()
@@ -60,7 +70,13 @@ def evaluate(model_path: str, world_cfg: WorldConfig, sampling: SamplingConfig |
     verdicts = [world.oracle.judge(p, r) for p, r in zip(prompts, replies)]
     if samples_path:
         with open(samples_path, "w") as f:
-            for p, r, v in zip(prompts, replies, verdicts):
+            n = len(prompts) // samples_per_prompt
+            for i, (p, r, v) in enumerate(zip(prompts, replies, verdicts)):
                 f.write(json.dumps({"family": p.family, "messages": p.messages, "reply": r, "meta": p.meta,
-                                    "verdict": v.to_dict()}) + "\n")
-    return summarize(prompts, verdicts)
+                                    "verdict": v.to_dict(), **({"sample": i // n} if samples_per_prompt > 1 else {})})
+                        + "\n")
+    metrics = summarize(prompts, verdicts)
+    if samples_per_prompt > 1:
+        metrics.update(prompts=len(prompts) // samples_per_prompt, samples_per_prompt=samples_per_prompt,
+                       temperature=sampling.temperature, top_p=sampling.top_p)
+    return metrics

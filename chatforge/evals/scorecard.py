@@ -9,8 +9,10 @@ from chatforge.evals.metrics import HEADLINE
 
 LOWER_IS_BETTER = {"fabrication_rate", "harmful_compliance", "over_refusal", "jailbreak_asr", "toxicity_rate"}
 ROWS = list(HEADLINE) + ["toxicity_rate", "oracle_score", "win_rate_vs_sft", "decisive_win_rate_vs_sft",
+                         "served_oracle_score", "served_win_rate_vs_sft",
                          "final_reward", "final_kl", "mean_oracle", "rm_gain", "oracle_gain"]
-FRACTIONS = {"oracle_score", "win_rate_vs_sft", "decisive_win_rate_vs_sft", "final_reward", "final_kl", "mean_oracle",
+FRACTIONS = {"oracle_score", "win_rate_vs_sft", "decisive_win_rate_vs_sft", "served_oracle_score",
+             "served_win_rate_vs_sft", "final_reward", "final_kl", "mean_oracle",
              "rm_gain", "oracle_gain"}
 
 
@@ -27,10 +29,11 @@ def print_scorecard(card: dict[str, dict], console: Console | None = None) -> No
             label = f"{row} ↓" if row in LOWER_IS_BETTER else row
             table.add_row(label, *[_fmt(card[n].get(row), row) for n in models])
     console.print(table)
-    spans = [f"{n} {card[n]['win_rate_vs_sft_low']:.3f}-{card[n]['win_rate_vs_sft_high']:.3f}" for n in models
-             if card[n].get("win_rate_vs_sft_low") is not None]
-    if spans:
-        console.print("win rate vs SFT, 95% interval over prompts: " + ", ".join(spans), highlight=False)
+    for key, how in (("win_rate_vs_sft", "greedy replies"), ("served_win_rate_vs_sft", "sampled as served")):
+        spans = [f"{n} {card[n][key + '_low']:.3f}-{card[n][key + '_high']:.3f}" for n in models
+                 if card[n].get(key + "_low") is not None]
+        if spans:
+            console.print(f"win rate vs SFT ({how}), 95% interval over prompts: " + ", ".join(spans), highlight=False)
     if card.get("adversarial"):
         print_adversarial(card["adversarial"], console)
     others = [n for n in card if n not in models and n != "adversarial"]

@@ -20,6 +20,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
                 "likelihood_gate": True},
         "dpo": {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3},
         "eval": {"max_new_tokens": 32},
+        "winrate": {"samples": 1, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 32},
         "moderation": {"epochs": 2.0},
         # the tiny model writes attacks of 32 tokens at most: at 64 its attacker LM took most of these stages' time
         "redteam": {"queries": 48, "attackers": "templates,lm", "max_new_tokens": 32, "attacker_max_new_tokens": 32},
@@ -84,6 +85,10 @@ PIPELINE_PRESETS: dict[str, dict] = {
                 "kl_coef": 0.2, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10, "likelihood_gate": False},
         "dpo": {"epochs": 0.5, "batch_size": 32, "learning_rate": 1e-4},
         "eval": {"max_new_tokens": 48},
+        # beside the greedy head-to-head, 2 replies per prompt sampled as the web chat samples (T=0.8, top-p 0.95),
+        # ~25 s: PPO's gain shows more there (on the 2026-11-27 23:48 run's models: greedy 0.523, sampled 0.561 with
+        # 132 W / 42 L, SFT's samples garbled more often than PPO's)
+        "winrate": {"samples": 2, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 48},
         "moderation": {"epochs": 2.0},
         # templates only in the small demo: the attacker LM doubled these stages' time (measured: redteam 107 s and
         # adversarial 190 s with it, on a busy 2-core machine) and found nothing the templates did not. The target

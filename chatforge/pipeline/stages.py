@@ -159,13 +159,28 @@ def moderation_stage(ctx: StageContext) -> dict:
 
 
 def winrate_stage(ctx: StageContext) -> dict:
+    """Each RLHF model against SFT, judged by the oracle: on the eval stages' greedy replies, and, when the config
+    asks for `samples` > 0, on that many replies per prompt sampled the way the web chat samples them (its
+    `temperature` and `top_p`; written to `served-NAME.jsonl` here), paired draw by draw."""
+    from chatforge.evals.heldout import evaluate
     from chatforge.evals.winrate import win_rate
+    from chatforge.models.generate import SamplingConfig
 
-    results = {}
-    for name in VERSUS_SFT:
-        if f"eval-{name}" in ctx.stage.needs:
-            results[f"{name}_vs_sft"] = win_rate(ctx.input(f"eval-{name}", "samples.jsonl"),
-                                                 ctx.input("eval-sft", "samples.jsonl"))
+    names = [m for m in VERSUS_SFT if f"eval-{m}" in ctx.stage.needs]
+    results = {f"{name}_vs_sft": win_rate(ctx.input(f"eval-{name}", "samples.jsonl"),
+                                          ctx.input("eval-sft", "samples.jsonl")) for name in names}
+    served = dict(ctx.stage.config)
+    n = served.pop("samples", 0)
+    if n:
+        sampling = SamplingConfig(**served)
+        for name in ["sft", *names]:
+            metrics = evaluate(str(ctx.input(name, "model")), world_config(ctx), sampling,
+                               samples_path=ctx.dir / f"served-{name}.jsonl", label=f"{MODEL_STAGES[name]} as served",
+                               samples_per_prompt=n)
+            results[f"served_{name}"] = {"oracle_score": metrics["oracle_score"], "families": metrics["families"],
+                                         "temperature": sampling.temperature, "top_p": sampling.top_p, "samples": n}
+        for name in names:
+            results[f"{name}_vs_sft_served"] = win_rate(ctx.dir / f"served-{name}.jsonl", ctx.dir / "served-sft.jsonl")
     (ctx.dir / "report.json").write_text(json.dumps(results, indent=2))
     return results
 
@@ -258,7 +273,8 @@ def demo_stages(preset: str) -> list[Stage]:
     for model_stage in MODEL_STAGES:
         stages.append(Stage(f"eval-{model_stage}", eval_stage, p["eval"], needs=["world", model_stage],
                             kind="report"))
-    stages.append(Stage("winrate", winrate_stage, {}, needs=["eval-sft"] + [f"eval-{m}" for m in VERSUS_SFT],
+    stages.append(Stage("winrate", winrate_stage, p.get("winrate", {}),
+                        needs=["world", "sft", *VERSUS_SFT, "eval-sft", *[f"eval-{m}" for m in VERSUS_SFT]],
                         kind="report"))
     stages.append(Stage("redteam", redteam_stage, p["redteam"],
                         needs=["world", "sft", *VERSUS_SFT, *[f"eval-{m}" for m in VERSUS_SFT]], kind="report"))
@@ -284,6 +300,14 @@ def scorecard(results: dict[str, dict]) -> dict[str, dict]:
             if h2h.get("win_rate_interval"):
                 flat.update(win_rate_vs_sft_low=h2h["win_rate_interval"][0],
                             win_rate_vs_sft_high=h2h["win_rate_interval"][1])
+        served = results.get("winrate", {}).get(f"{stage}_vs_sft_served")
+        if served:
+            low, high = served["win_rate_interval"]
+            flat.update(served_win_rate_vs_sft=served["win_rate"], served_win_rate_vs_sft_low=low,
+                        served_win_rate_vs_sft_high=high)
+        served_score = results.get("winrate", {}).get(f"served_{stage}")
+        if served_score:
+            flat["served_oracle_score"] = served_score["oracle_score"]
         card[name] = flat
     mod = results.get("moderation") or {}
     if any(k in mod for k in MODERATION_FIGURES):
