@@ -8,7 +8,7 @@ machine a contaminated figure then shows itself. The package install is not incl
 
 `rlhf_s` is the part the RLHF issue bounds (world → PPO → eval: every stage but the moderation classifier, the
 red-team campaign and the adversarial rounds, which `safety_s` sums); `cpu` names the processor, since the same
-demo takes ~1.1-2× as long on one machine kind as on another (README, Figures).
+demo takes longer on one machine kind than on another (README, Figures).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # a strong KL penalty and a small step: with β=0.05 and lr 1e-4 the policy collapsed onto one reply the reward
         # model overrates (KL 7 nats, oracle win rate vs SFT 0.29)
         # (2026-11-27, this recipe: β=0.05 over 60 steps 0.522; with PPO-ptx on the SFT demonstrations, ptx_source
-        # "sft" and ptx_coef 1.0, 0.575 but known facts -9.4 and multi-turn -12.3 points: README, Figures)
+        # "sft" and ptx_coef 1.0, 0.575 but known facts -9.4 and multi-turn -12.3 points: docs/RESULTS.md)
         # the reward: the reward model's score plus the SFT model's likelihood behind the gate the reward stage fits
         # (train/likelihood_gate.py; on the timed demo's comparisons 83.5% -> 89.1% on oracle pairs, known facts 0.62
         # -> 0.85, tasks 0.73 -> 0.96; rater gap 5.1 -> 3.5). The win rate it gives PPO is the reward model's alone
@@ -78,8 +78,8 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # The gate is off here (the reward stage still fits and reports it; `likelihood_gate: true` turns it on): with
         # it, PPO's known-fact accuracy rose 90 -> 97.5 on the eval's 40 but any DPO step from that model (12 benign
         # pairs alone at 1e-4; round 1's 36 pairs at 3e-5 took one) took those prompts back, so the rounds failed their
-        # known-fact check (-7.5; 2026-11-27 evening, README), and PPO's win rate was the same without it (0.518 vs
-        # 0.516)
+        # known-fact check (-7.5; 2026-11-27 evening, docs/RESULTS.md), and PPO's win rate was the same without it
+        # (0.518 vs 0.516)
         # bench/bon_frontier.py: no PPO setting can reach 0.65 on this reward, gated or not (best of n peaks at 0.54)
         "ppo": {"steps": 30, "rollout_batch_size": 64, "minibatch_size": 16, "ppo_epochs": 2, "learning_rate": 5e-5,
                 "kl_coef": 0.2, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10, "likelihood_gate": False},
