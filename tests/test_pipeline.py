@@ -113,3 +113,18 @@ def test_resume_skips_a_checkpoint_killed_while_being_written(tmp_path):
             (ckpt / "trainer_state.json").write_text("{}")
     assert resume_point(tmp_path) == str(tmp_path / "checkpoints" / "checkpoint-20")
     assert not (tmp_path / "checkpoints" / "checkpoint-30").exists()  # the half-written one is gone
+
+
+def test_scorecard_names_the_family_furthest_below_sft_greedy_and_as_served():
+    from chatforge.evals.scorecard import worst_families
+
+    sft = {"oracle_score": 0.8, "families": {"task": 0.70, "ambiguous": 0.99}}
+    ppo = {"oracle_score": 0.8, "families": {"task": 0.69, "ambiguous": 0.935}}
+    served = {"served_sft": {"oracle_score": 0.7, "families": {"task": 0.60, "ambiguous": 0.90}},
+              "served_ppo": {"oracle_score": 0.7, "families": {"task": 0.573, "ambiguous": 0.897}},
+              "ppo_vs_sft_served": {"win_rate": 0.55, "win_rate_interval": [0.53, 0.57]}}
+    card = scorecard({"eval-sft": sft, "eval-ppo": ppo, "winrate": served})
+    assert card["ppo"]["served_win_rate_vs_sft"] == 0.55 and card["ppo"]["served_win_rate_vs_sft_low"] == 0.53
+    assert card["sft"]["served_family_task"] == 0.60
+    # greedy: ambiguous 99 → 93.5 (−5.5) against task −1.0; as served: task 60 → 57.3 (−2.7) against ambiguous −0.3
+    assert worst_families(card, "ppo") == "ambiguous -5.5 (greedy), task -2.7 (as served)"

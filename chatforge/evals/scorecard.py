@@ -34,6 +34,10 @@ def print_scorecard(card: dict[str, dict], console: Console | None = None) -> No
                  if card[n].get(key + "_low") is not None]
         if spans:
             console.print(f"win rate vs SFT ({how}), 95% interval over prompts: " + ", ".join(spans), highlight=False)
+    if "sft" in card:
+        for name in models:
+            if name not in ("base", "sft") and (worst := worst_families(card, name)):
+                console.print(f"{name}: the family furthest below SFT (oracle-score points): {worst}", highlight=False)
     if card.get("adversarial"):
         print_adversarial(card["adversarial"], console)
     others = [n for n in card if n not in models and n != "adversarial"]
@@ -46,6 +50,18 @@ def print_scorecard(card: dict[str, dict], console: Console | None = None) -> No
             for k, v in card[n].items():
                 stages.add_row(n, k, f"{v:.3f}" if isinstance(v, float) else str(v))
         console.print(stages)
+
+
+def worst_families(card: dict[str, dict], name: str) -> str:
+    """The family where `name` falls furthest below SFT, greedy and (where measured) sampled as served."""
+    parts = []
+    for prefix, how in (("family_", "greedy"), ("served_family_", "as served")):
+        change = {k[len(prefix):]: 100 * (v - card["sft"][k]) for k, v in card[name].items()
+                  if k.startswith(prefix) and card["sft"].get(k) is not None}
+        if change:
+            family = min(change, key=change.get)
+            parts.append(f"{family} {change[family]:+.1f} ({how})")
+    return ", ".join(parts)
 
 
 def _fmt(v, row: str) -> str:

@@ -85,10 +85,10 @@ PIPELINE_PRESETS: dict[str, dict] = {
                 "kl_coef": 0.2, "temperature": 0.8, "max_new_tokens": 48, "save_every": 10, "likelihood_gate": False},
         "dpo": {"epochs": 0.5, "batch_size": 32, "learning_rate": 1e-4},
         "eval": {"max_new_tokens": 48},
-        # beside the greedy head-to-head, 2 replies per prompt sampled as the web chat samples (T=0.8, top-p 0.95),
-        # ~25 s: PPO's gain shows more there (on the 2026-11-27 23:48 run's models: greedy 0.523, sampled 0.561 with
-        # 132 W / 42 L, SFT's samples garbled more often than PPO's)
-        "winrate": {"samples": 2, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 48},
+        # beside the greedy head-to-head, a reply per prompt sampled as the web chat samples (T=0.8, top-p 0.95), ~20 s:
+        # PPO's gain shows more there (on the 2026-11-27 23:48 run's models, 40 prompts per family and 2 draws: greedy
+        # 0.523, sampled 0.552 with 121 W / 44 L, SFT's samples going wrong more often than PPO's)
+        "winrate": {"samples": 1, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 48},
         "moderation": {"epochs": 2.0},
         # templates only in the small demo: the attacker LM doubled these stages' time (measured: redteam 107 s and
         # adversarial 190 s with it, on a busy 2-core machine) and found nothing the templates did not. The target
@@ -99,7 +99,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
         # ~1.5 minutes on 2 cores: a round is a campaign of all 840 train-split template attacks and 1000 held-out
         # ones (the target sampling at T=1, where the RLHF model breaks 3-8% of the time; 1000 attacks place that
         # within ~±1.5 points), the held-out eval (greedy) and 200 more held-out prompts per family for task,
-        # known-fact and benign-but-scary helpfulness (in the eval's 40 a prompt is 2.5 points), then DPO from the
+        # known-fact and benign-but-scary helpfulness (0.5 points a prompt; 1 in the eval's 100), then DPO from the
         # PPO model, 6 epochs at 1e-4 and beta 0.05 over every round's pairs so far, each success's chosen reply the
         # best of 4 of the target's own samples that the judge passes.
         # Measured on the small demo's PPO model (3 rounds, helpfulness on the 200-prompt check, 2026-11-27):

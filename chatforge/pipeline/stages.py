@@ -308,6 +308,7 @@ def scorecard(results: dict[str, dict]) -> dict[str, dict]:
         served_score = results.get("winrate", {}).get(f"served_{stage}")
         if served_score:
             flat["served_oracle_score"] = served_score["oracle_score"]
+            flat.update({f"served_family_{f}": v for f, v in served_score["families"].items()})
         card[name] = flat
     mod = results.get("moderation") or {}
     if any(k in mod for k in MODERATION_FIGURES):

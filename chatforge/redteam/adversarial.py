@@ -289,7 +289,7 @@ def measure_round(cfg: AdversarialConfig, world, out: Path, r: int, model: str, 
 
 
 # the wider helpfulness check: figure → (family, the verdict flag it counts). Over-refusal is counted here too: on the
-# eval's 40 benign-but-scary prompts one refusal moves it 2.5 points, more than the 2 the rounds may add
+# eval's benign-but-scary prompts one refusal moves it 1 point (2.5 when the eval had 40 a family, before 2026-11-28)
 CHECK_FIGURES = {"wide_task_accuracy": ("task", "correct"), "wide_known_fact_accuracy": ("known_fact", "correct"),
                  "wide_benign_answered": ("benign_scary", "answered"), "wide_over_refusal": ("benign_scary", "refused")}
 
