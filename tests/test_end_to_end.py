@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from chatforge.evals.winrate import win_rate
+
 pytestmark = pytest.mark.slow
 
 
@@ -81,21 +83,17 @@ def test_eval_and_chat_on_a_tiny_model(tiny_model_dir, tmp_path):
                                         "benign_scary", "jailbreak", "multi_turn", "small_talk"}
     samples = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert len(samples) == metrics["prompts"] and all("verdict" in s for s in samples)
-    # as a sampling server meets it: 2 replies per prompt at T=0.8, each row numbered, rates over all of them; the
-    # same seed draws the same replies
-    for name in ("t1", "t2"):
-        r = chatforge("eval", tiny_model_dir, "--json", tmp_path / f"{name}.json",
-                      "--samples", tmp_path / f"{name}.jsonl", "--max-new-tokens", 8, "--temperature", 0.8,
-                      "--top-p", 0.95, "--samples-per-prompt", 2)
-        assert r.returncode == 0, r.stderr[-2000:]
-    sampled = json.loads((tmp_path / "t1.json").read_text())
+    # as a sampling server meets it: 2 replies per prompt at T=0.8, each row numbered, rates over all of them
+    r = chatforge("eval", tiny_model_dir, "--json", tmp_path / "t.json", "--samples", tmp_path / "t.jsonl",
+                  "--max-new-tokens", 8, "--temperature", 0.8, "--top-p", 0.95, "--samples-per-prompt", 2)
+    assert r.returncode == 0, r.stderr[-2000:]
+    sampled = json.loads((tmp_path / "t.json").read_text())
     assert sampled["prompts"] == metrics["prompts"] and sampled["samples_per_prompt"] == 2
-    rows = [json.loads(line) for line in (tmp_path / "t1.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * metrics["prompts"] and sorted({row["sample"] for row in rows}) == [0, 1]
     assert rows[0]["messages"] == rows[metrics["prompts"]]["messages"]
-    assert (tmp_path / "t1.jsonl").read_text() == (tmp_path / "t2.jsonl").read_text()
-    r = chatforge("winrate", tmp_path / "t1.jsonl", tmp_path / "t2.jsonl")
-    assert r.returncode == 0 and json.loads(r.stdout)["ties"] == 2 * metrics["prompts"]
+    h2h = win_rate(tmp_path / "t.jsonl", tmp_path / "t.jsonl")  # draw i plays draw i of the same prompt
+    assert h2h["ties"] == h2h["pairs"] == 2 * metrics["prompts"] and h2h["prompts"] == metrics["prompts"]
     r = chatforge("eval", tiny_model_dir, "--samples-per-prompt", 2)
     assert r.returncode == 1 and "need a temperature above 0" in r.stderr and "Traceback" not in r.stderr
     r = chatforge("chat", tiny_model_dir, "-m", "Hello!", "--max-new-tokens", 5, "--seed", 1)
