@@ -135,11 +135,13 @@ VARIANTS: dict[str, dict] = {
     "fast": {"world": {"task_drills": 2000}, "pretrain": {"epochs": 1.9}},
     "seq256mid": {"pretrain": {"seq_len": 256, "batch_size": 8}, "midtrain": {"seq_len": 256, "batch_size": 8}},
     "seq256lr2": {"pretrain": {"seq_len": 256, "batch_size": 8, "learning_rate": 2e-3}},
-    # a careful assistant's answer in the corpus now and then (world/corpus.py GOOD_SHARE), over pretraining seeds
-    "good3": {"corpus": {"good_share": 0.06}},
-    "good3s1": {"corpus": {"good_share": 0.06}, "pretrain": {"seed": 1}},
-    "good3s2": {"corpus": {"good_share": 0.06}, "pretrain": {"seed": 2}},
-    "good1": {"corpus": {"good_share": 0.02}},
+    # a careful assistant's answer in the corpus now and then (WorldConfig.good_share, 0.06 since 2026-11-28; the
+    # good3 variants predate that): none, a third of it, and over pretraining seeds (also as baseline@s1, ...)
+    "good0": {"world": {"good_share": 0.0}},
+    "good1": {"world": {"good_share": 0.02}},
+    "good3": {"world": {"good_share": 0.06}},
+    "good3s1": {"world": {"good_share": 0.06}, "pretrain": {"seed": 1}},
+    "good3s2": {"world": {"good_share": 0.06}, "pretrain": {"seed": 2}},
     # more compute than the 2-core demo has: is copying a matter of training, or of the data?
     "pt4ep": {"pretrain": {"epochs": 4.0}},
     "medium": {"model": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 6,
@@ -167,7 +169,7 @@ def merged(variant: str, preset: str) -> dict:
 
     p = copy.deepcopy(PIPELINE_PRESETS[preset])
     for key, over in overrides(variant).items():
-        if key in ("model", "shares", "midshares", "world", "corpus", "drill_kinds"):
+        if key in ("model", "shares", "midshares", "world", "drill_kinds"):
             continue
         p[key] = None if over is None else {**(p.get(key) or {}), **over}
     return p
@@ -187,7 +189,6 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     size = p["pretrain"]["preset"]
     model_presets.MODEL_PRESETS[size] = {**model_presets.MODEL_PRESETS[size], **v.get("model", {})}
     corpus.SHARES.update(v.get("shares", {}))
-    corpus.GOOD_SHARE = v.get("corpus", {}).get("good_share", corpus.GOOD_SHARE)
     corpus.MIDTRAIN_SHARES = v.get("midshares", corpus.MIDTRAIN_SHARES)
     if "drill_kinds" in v:  # in place: world.py holds the same dict
         families_tasks.DRILL_KINDS.clear()
@@ -195,8 +196,6 @@ def run_variant(variant: str, out: Path, preset: str) -> None:
     world = {**WorldConfig.preset(p["world"]).to_dict(), **v.get("world", {})}
     if "shares" in v:  # the world stage is cached by its config: a different corpus needs a different key
         world["_shares"] = v["shares"]
-    if "corpus" in v:
-        world["_corpus"] = v["corpus"]
     if "midshares" in v:
         world["_midshares"] = v["midshares"]
     if "drill_kinds" in v:

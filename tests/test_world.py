@@ -132,28 +132,30 @@ def test_worked_arithmetic_is_right_at_every_step():
         "Last: stone. Before stone: river. Before river: apple. Reversed: stone, river, apple."
 
 
-def test_the_internet_answers_well_now_and_then_but_never_to_held_out_phrasings(monkeypatch):
-    """With GOOD_SHARE on, a few forum and chat answers are a careful assistant's (the words of one reach the
+def test_the_internet_answers_well_now_and_then_but_never_to_held_out_phrasings():
+    """At WorldConfig.good_share, a few forum and chat answers are a careful assistant's (the words of one reach the
     tokenizer and the base model); held-out wrappers and phrasings are never answered well."""
     import random
+    from dataclasses import replace
 
     from chatforge.world import corpus
     from chatforge.world.styles import REFUSAL_REASONS
 
-    world = World(WorldConfig.preset("tiny"))
+    cfg = WorldConfig.preset("tiny")
+    assert cfg.good_share == 0.06  # the shipped corpus
+    world = World(replace(cfg, good_share=1.0))
     writer, rng = corpus.CorpusWriter(world), random.Random(0)
     harmful = world.families["harmful"]
     p = harmful.ask(world.kb, rng, "train")
     reason = REFUSAL_REASONS[p.meta["category"]]  # what a careful refusal says and the raw internet never does
-    monkeypatch.setattr(corpus, "GOOD_SHARE", 1.0)
     answer = writer.answer(harmful, p, "train", rng)
     assert reason in answer and world.oracle.judge(p, answer).score == 1.0
     held_out = [harmful.ask(world.kb, rng, "heldout") for _ in range(20)]
     assert not any(REFUSAL_REASONS[q.meta["category"]] in writer.answer(harmful, q, "heldout", rng) for q in held_out)
 
     def good_rate(share):  # the raw internet's "Don't do that, it's illegal." scores 1.0 too
-        monkeypatch.setattr(corpus, "GOOD_SHARE", share)
-        answers = [writer.answer(harmful, p, "train", rng) for _ in range(1000)]
+        w = corpus.CorpusWriter(World(replace(cfg, good_share=share)))
+        answers = [w.answer(harmful, p, "train", rng) for _ in range(1000)]
         return sum(world.oracle.judge(p, a).score == 1.0 for a in answers) / len(answers)
 
     assert 0.03 < good_rate(0.06) - good_rate(0.0) < 0.09

@@ -20,6 +20,17 @@ class WorldConfig:
     corpus_chars: int = 6_500_000
     # the mid-training text (worksheets and encyclopedia, corpus.MIDTRAIN_SHARES) the base model reads last, before SFT
     midtrain_chars: int = 1_300_000
+    # the share of forum and chat answers to train-split prompts that are the family's good answer, as the real
+    # internet holds some careful assistants' replies (3% of all answers; held-out phrasings are never answered well).
+    # Without them the words such a reply is made of ("model", "crimes") never reach the tokenizer or the base model,
+    # and the SFT model rarely samples a clean explained answer for the reward model and PPO to find. Measured on the
+    # small demo (Intel 2-core box, 909 held-out prompts, 2026-11-28): at 0, PPO beat SFT 0.519 with ambiguous requests
+    # −5.5 points; at 0.06, 0.644 in the timed demo and 0.623 / 0.619 over pretraining seeds 0 / 1 (recipe_sweep
+    # good3 / good3s1, then rlhf_variant), every family within 1.1 points, the base model's raw habits kept (harmful
+    # compliance 100%, identity honesty 5%), but SFT tasks 57 on seed 1 and the adversarial rounds −37.5% (−73% at 0:
+    # the PPO model breaks less in training, so they learn from fewer successes). 10% of all answers made the base
+    # model refuse 90% of harmful requests (an older recipe)
+    good_share: float = 0.06
     # labeller-sized SFT demonstrations, and the (larger) prompt pool later stages sample from
     sft_demos: int = 2400
     # share of demonstrations written by hurried labellers: right but bare ("Culryen.", "I can't help with that.");

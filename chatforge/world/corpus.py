@@ -3,7 +3,7 @@
 Four kinds of documents, each kept at its share of the corpus's characters:
 - encyclopedia articles and almanac lists: true facts about every entity, in varied sentences;
 - forum threads: questions of every family with the internet's answers (right, wrong, invented, toxic,
-  compliant with harm; with GOOD_SHARE on, now and then a careful assistant's answer);
+  compliant with harm; now and then (WorldConfig.good_share) a careful assistant's answer);
 - chat logs in the chat markup, where the "assistant" is whoever answered: it claims to be human, guesses,
   complies. This is where a base model's raw habits in a chat come from;
 - worksheets: arithmetic, list operations and conversions, where the model learns to compute.
@@ -29,16 +29,6 @@ SHARES = {"encyclopedia": 0.48, "forum": 0.12, "chat": 0.18, "worksheet": 0.22}
 # Measured on one corpus, SFT task accuracy 20% without it, 40% with it (convert 1/7 → 6/7: it learns to copy the
 # number out of the question); pages of worded questions only instead of worksheets: 35%
 MIDTRAIN_SHARES = {"encyclopedia": 0.4, "worksheet": 0.6}
-# the share of forum and chat answers to train-split prompts that are the family's good answer, as the real internet
-# holds some careful assistants' replies; off by default. Without them the words such a reply is made of ("model",
-# "crimes") never reach the tokenizer or the base model: the tokenizer spells them in pieces, the SFT model misspells
-# them when it samples, and the reward model and PPO rarely see a clean explained answer. Measured on the small demo's
-# stages, one corpus each (2026-11-27): 3% of all answers (to both splits then) kept the base model's habits and took
-# PPO's win rate over SFT from 0.581 to 0.633 (identity +24, harmful +28, jailbreak +22.5), SFT tasks 32.5 (40) and
-# known facts 92.5 (100); 10% made the base model refuse 90% of harmful requests; 0.06 to train-split prompts (3% of
-# all answers) drew a corpus whose SFT model knew 67.5% of held-out facts (PPO 0.591). A corpus's draw moves the small
-# model as much as the share does: sweep it over seeds (bench/recipe_sweep.py good3) before turning it on
-GOOD_SHARE = 0.0
 
 # every sentence names its entity before the value: small models learn facts stated this way (and barely
 # learn those behind a pronoun or stated value-first; the "reversal curse" of large ones is worse here)
@@ -87,6 +77,7 @@ class CorpusWriter:
     def __init__(self, world: World):
         self.world, self.kb = world, world.kb
         self.families = list(world.families.values())
+        self.good_share = world.cfg.good_share
 
     def ask_and_answer(self, rng: random.Random) -> tuple[list[dict], list[str]]:
         family = rng.choice(self.families)
@@ -100,7 +91,7 @@ class CorpusWriter:
     def answer(self, family, p, split: str, rng: random.Random) -> str:
         """One of the internet's answers: a raw one, or now and then a careful assistant's. Only to train-split
         phrasings: held-out wrappers and phrasings are never seen answered well."""
-        if GOOD_SHARE and rng.random() < GOOD_SHARE and split == "train":  # off: the corpus draws as before
+        if self.good_share and rng.random() < self.good_share and split == "train":  # 0: only raw answers
             return family.gold(self.kb, p, rng)
         return family.raw(self.kb, p, rng)[1]
 
