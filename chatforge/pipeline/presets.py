@@ -21,9 +21,7 @@ PIPELINE_PRESETS: dict[str, dict] = {
         "dpo": {"epochs": 1.0, "batch_size": 16, "learning_rate": 1e-3},
         "eval": {"max_new_tokens": 32},
         "winrate": {"samples": 1, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 32},
-        # at 2 epochs the tiny world's classifier flagged no harmful input (recall 0.0 on the corpus with careful
-        # answers, 2026-11-28); at 4, 0.71 with no benign-but-scary request flagged (~16 s of training)
-        "moderation": {"epochs": 4.0},
+        "moderation": {"epochs": 2.0},
         # the tiny model writes attacks of 32 tokens at most: at 64 its attacker LM took most of these stages' time
         "redteam": {"queries": 48, "attackers": "templates,lm", "max_new_tokens": 32, "attacker_max_new_tokens": 32},
         # 3 rounds from the PPO model, 32 train attacks per attacker and 48 held-out ones per round, SFT on 200
